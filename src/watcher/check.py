@@ -1,0 +1,384 @@
+"""A check run: fetch → extract → store → diff → flags, for a set of sources.
+
+This is the one code path every check takes, whether started by ``watcher
+check``, ``watcher recheck``, the scheduler or the demo. Everything one source
+contributes to a run is written in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Iterable
+
+import httpx
+
+from .config import Config, Record, Source
+from .diff import Comparison, count_words, word_diff
+from .errors import UsageError
+from .evidence import (
+    SELECTOR_MISSING,
+    SOURCE_ERROR,
+    SOURCE_MOVED,
+    Baseline,
+    FlagEvent,
+    judge_version,
+    review_due,
+    source_events,
+)
+from .extract import EXTRACTOR_VERSION, decode_html, extract
+from .fetch import Fetcher, FetchResult, Validators
+from .passages import TextIndex
+from .store import SourceState, Store, Version, parse_timestamp, timestamp, utc_now
+
+#: Failed checks in a row before a transient failure flags the citing records.
+FAILURES_BEFORE_FLAG = 3
+#: Outcomes that mean the page is gone for good: flagged at once.
+PERMANENT_FAILURES = frozenset({"not_found", "gone"})
+
+
+@dataclass
+class SourceReport:
+    """What one check of one source did."""
+
+    source_id: str
+    status: str  # new | changed | unchanged | failed | selector_missing
+    outcome: str
+    version: int | None = None
+    flags_raised: int = 0
+    error: str | None = None
+    recovered: bool = False
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    sources: list[SourceReport] = field(default_factory=list)
+    flags_raised: int = 0
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for s in self.sources if s.status in statuses)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "sources_checked": len(self.sources),
+            "unchanged": self.count("unchanged"),
+            "changed": self.count("changed", "new"),
+            "failed": self.count("failed", "selector_missing"),
+            "flags_raised": self.flags_raised,
+        }
+
+
+def rules_of(source: Source) -> str:
+    """The extraction rules a text version was made with, as stored beside it."""
+    return json.dumps({"select": list(source.select), "remove": list(source.remove)}, sort_keys=True)
+
+
+def due_sources(config: Config, store: Store, now: datetime) -> list[str]:
+    """Sources never checked, or whose ``every`` has elapsed since their last check."""
+    states = store.source_states()
+    due = []
+    for source in config.sources.values():
+        last = states.get(source.id, SourceState(source.id)).last_checked_at
+        if last is None or parse_timestamp(last) + timedelta(seconds=source.every) <= now:
+            due.append(source.id)
+    return due
+
+
+def resolve_targets(config: Config, ids: Iterable[str]) -> list[str]:
+    """Source ids for a list of source, record (offering/record) or offering ids."""
+    chosen: list[str] = []
+    records = config.records
+    for item in ids:
+        if item in config.sources:
+            found = [item]
+        elif item in records:
+            found = [cite.source for cite in records[item].cites]
+        elif item in config.offerings:
+            found = [cite.source for record in config.offerings[item].records for cite in record.cites]
+        else:
+            raise UsageError(f"unknown id {item!r}: not a source, record (offering/record) or offering in {config.path}")
+        chosen.extend(s for s in found if s not in chosen)
+    return chosen
+
+
+def run_check(
+    config: Config,
+    store: Store,
+    source_ids: Iterable[str] | None = None,
+    *,
+    trigger: str = "check",
+    clock: Callable[[], datetime] = utc_now,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Callable[[SourceReport], None] | None = None,
+) -> RunSummary:
+    """Check ``source_ids`` (default: the sources that are due) and return what happened."""
+    return asyncio.run(
+        check_async(config, store, source_ids, trigger=trigger, clock=clock, transport=transport, progress=progress)
+    )
+
+
+async def check_async(
+    config: Config,
+    store: Store,
+    source_ids: Iterable[str] | None = None,
+    *,
+    trigger: str = "check",
+    clock: Callable[[], datetime] = utc_now,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Callable[[SourceReport], None] | None = None,
+) -> RunSummary:
+    started = clock()
+    store.sync_sources(config.sources)
+    ids = list(source_ids) if source_ids is not None else due_sources(config, store, started)
+    run = _Run(config, store, store.start_run(trigger, started), clock)
+    summary = RunSummary(run.run_id, started)
+    status = "interrupted"
+    try:
+        groups = _group_by_url(config.sources[i] for i in ids)
+        requests = [(group[0], run.validators(group)) for group in groups.values()]
+        async with Fetcher(config.settings, transport=transport) as fetcher:
+            async for result in fetcher.fetch_all(requests):
+                for source in groups[result.url]:
+                    report = run.record(source, result)
+                    summary.sources.append(report)
+                    if progress is not None:
+                        progress(report)
+        summary.flags_raised = sum(s.flags_raised for s in summary.sources) + run.raise_due_reviews()
+        status = "finished"
+    finally:
+        summary.finished_at = clock()
+        store.finish_run(run.run_id, summary.finished_at, summary.counts(), status=status)
+    return summary
+
+
+def _group_by_url(sources: Iterable[Source]) -> dict[str, list[Source]]:
+    """Sources that watch different parts of one page share one fetch of it."""
+    groups: dict[str, list[Source]] = {}
+    for source in sources:
+        groups.setdefault(source.url, []).append(source)
+    return groups
+
+
+class _Run:
+    """The per-run state and the recording of one fetch result."""
+
+    def __init__(self, config: Config, store: Store, run_id: int, clock: Callable[[], datetime]):
+        self.config = config
+        self.store = store
+        self.run_id = run_id
+        self.clock = clock
+
+    def validators(self, sources: list[Source]) -> Validators:
+        """Conditional-request headers, when every source sharing the URL holds the same stored body."""
+        states = [self.store.source_state(source.id) for source in sources]
+        first = states[0]
+        if first.last_snapshot_sha256 is None or any(
+            s.last_snapshot_sha256 != first.last_snapshot_sha256 for s in states
+        ):
+            return Validators()  # without a stored body, a 304 would leave nothing to compare
+        return Validators(first.etag, first.last_modified)
+
+    def record(self, source: Source, result: FetchResult) -> SourceReport:
+        state = self.store.source_state(source.id)
+        now = self.clock()
+        with self.store.transaction():
+            fetch_id = self.store.add_fetch(
+                {
+                    "run_id": self.run_id,
+                    "source_id": source.id,
+                    "url": result.url,
+                    "started_at": timestamp(result.started_at),
+                    "duration_ms": result.duration_ms,
+                    "attempts": result.attempts,
+                    "outcome": result.outcome,
+                    "http_status": result.status,
+                    "final_url": result.final_url,
+                    "redirects": json.dumps([r.as_dict() for r in result.redirects]) if result.redirects else None,
+                    "headers": json.dumps(result.headers, sort_keys=True) if result.headers else None,
+                    "error": result.error,
+                    "recovered": int(result.succeeded and state.consecutive_failures > 0),
+                }
+            )
+            if not result.succeeded:
+                return self._failed(source, state, result.outcome, result.error, result.status, fetch_id, now)
+            return self._succeeded(source, state, result, fetch_id, now)
+
+    # ------------------------------------------------------------------ failures
+
+    def _failed(self, source: Source, state: SourceState, outcome: str, error: str | None,
+                status: int | None, fetch_id: int, now: datetime) -> SourceReport:
+        failures = state.consecutive_failures + 1
+        flag_now = (outcome in PERMANENT_FAILURES or failures >= FAILURES_BEFORE_FLAG) and not state.error_flagged
+        raised = 0
+        if flag_now:
+            events = source_events(
+                self.config.cites_of(source.id), SOURCE_ERROR, old=source.url, new=None, outcome=outcome,
+                detail={"error": error, "http_status": status, "consecutive_failures": failures},
+            )
+            raised = self._raise(events, now, fetch_id=fetch_id)
+        self.store.update_source(
+            source.id,
+            consecutive_failures=failures,
+            failing_since=state.failing_since or timestamp(now),
+            error_flagged=int(state.error_flagged or flag_now),
+            last_outcome=outcome,
+            last_error=error,
+            last_checked_at=timestamp(now),
+        )
+        return SourceReport(source.id, "failed", outcome, flags_raised=raised, error=error)
+
+    # ------------------------------------------------------------------ successes
+
+    def _succeeded(self, source: Source, state: SourceState, result: FetchResult, fetch_id: int,
+                   now: datetime) -> SourceReport:
+        cites = self.config.cites_of(source.id)
+        raised = 0
+        updates: dict[str, object] = {
+            "consecutive_failures": 0, "failing_since": None, "error_flagged": 0,
+            "last_outcome": result.outcome, "last_error": None,
+            "last_checked_at": timestamp(now), "last_success_at": timestamp(now),
+        }
+        moved_to = result.moved_to
+        if moved_to and moved_to != state.moved_to:
+            raised += self._raise(
+                source_events(cites, SOURCE_MOVED, old=source.url, new=moved_to,
+                              detail={"redirects": [r.as_dict() for r in result.redirects]}),
+                now, fetch_id=fetch_id,
+            )
+        updates["moved_to"] = moved_to
+
+        if result.outcome == "not_modified":
+            digest = state.last_snapshot_sha256
+            stored = self.store.snapshot(digest) if digest else None
+            body, content_type = stored if stored else (b"", None)
+        else:
+            assert result.body is not None
+            body, content_type = result.body, result.headers.get("content-type")
+            digest = self.store.save_snapshot(body, content_type, now)
+            updates["etag"] = result.headers.get("etag")
+            updates["last_modified"] = result.headers.get("last-modified")
+        updates["last_snapshot_sha256"] = digest
+        self.store.update_fetch(fetch_id, snapshot_sha256=digest)
+
+        latest = self.store.latest_version(source.id)
+        rules = rules_of(source)
+        if latest is not None and (latest.rules != rules or latest.extractor_version != EXTRACTOR_VERSION):
+            latest = self._reextract(source, latest, rules, now)
+        if latest is not None and latest.snapshot_sha256 == digest:
+            self.store.update_fetch(fetch_id, version_id=latest.id)
+            return self._finish(source, updates, "unchanged", result, latest.seq, raised, state)
+
+        extraction = extract(decode_html(body, content_type), source.select, source.remove)
+        if extraction.selector_missing:
+            if not state.selector_missing_since:
+                raised += self._raise(
+                    source_events(cites, SELECTOR_MISSING, old=", ".join(source.select), new=None,
+                                  detail={"select": list(source.select)}),
+                    now, fetch_id=fetch_id,
+                )
+            updates["selector_missing_since"] = state.selector_missing_since or timestamp(now)
+            return self._finish(source, updates, "selector_missing", result, None, raised, state)
+        updates["selector_missing_since"] = None
+        if not extraction.text:
+            # A page with no text at all is a broken page, never "everything was deleted".
+            return self._failed(source, state, "empty", "the page has no text", result.status, fetch_id, now)
+
+        if latest is not None and latest.text == extraction.text:
+            self.store.update_fetch(fetch_id, version_id=latest.id)
+            return self._finish(source, updates, "unchanged", result, latest.seq, raised, state)
+
+        version = self.store.add_version(source.id, extraction.text, digest, EXTRACTOR_VERSION, rules, "fetch", now)
+        self.store.update_fetch(fetch_id, version_id=version.id)
+        raised += self._judge(source, latest, version, now, fetch_id)
+        return self._finish(source, updates, "new" if latest is None else "changed", result, version.seq, raised, state)
+
+    def _finish(self, source: Source, updates: dict, status: str, result: FetchResult,
+                version: int | None, raised: int, state: SourceState) -> SourceReport:
+        self.store.update_source(source.id, **updates)
+        return SourceReport(source.id, status, result.outcome, version=version, flags_raised=raised,
+                            recovered=state.consecutive_failures > 0)
+
+    def _reextract(self, source: Source, latest: Version, rules: str, now: datetime) -> Version:
+        """Re-derive the latest text with the current rules, so a selector edit flags nothing by itself."""
+        stored = self.store.snapshot(latest.snapshot_sha256) if latest.snapshot_sha256 else None
+        if stored is None:
+            return latest
+        body, content_type = stored
+        extraction = extract(decode_html(body, content_type), source.select, source.remove)
+        if extraction.selector_missing or not extraction.text:
+            return latest
+        version = self.store.add_version(
+            source.id, extraction.text, latest.snapshot_sha256, EXTRACTOR_VERSION, rules, "reextract", now
+        )
+        if extraction.text != latest.text:
+            self._add_change(source, latest, version, now, kind="technical")
+        return version
+
+    def _add_change(self, source: Source, old: Version, new: Version, now: datetime, kind: str) -> tuple[int, Comparison]:
+        comparison = Comparison(old.text, new.text)
+        added = removed = 0
+        for hunk in comparison.hunks:
+            hunk_added, hunk_removed = count_words(word_diff("\n".join(hunk.old), "\n".join(hunk.new)))
+            added += hunk_added
+            removed += hunk_removed
+        change_id = self.store.add_change(
+            {
+                "run_id": self.run_id,
+                "source_id": source.id,
+                "from_version_id": old.id,
+                "to_version_id": new.id,
+                "detected_at": timestamp(now),
+                "kind": kind,
+                "hunks": json.dumps([h.as_dict() for h in comparison.hunks]),
+                "words_added": added,
+                "words_removed": removed,
+            }
+        )
+        return change_id, comparison
+
+    def _judge(self, source: Source, latest: Version | None, version: Version, now: datetime, fetch_id: int) -> int:
+        new_index = TextIndex(version.text)
+        old_index = TextIndex(latest.text) if latest is not None else None
+        change_id = comparison = None
+        if latest is not None:
+            change_id, comparison = self._add_change(source, latest, version, now, kind="content")
+        events: list[FlagEvent] = []
+        for record, cite in self.config.cites_of(source.id):
+            events.extend(
+                judge_version(record, cite, self._baseline(record, cite), new_index, old_index, comparison)
+            )
+        raised = self._raise(events, now, change_id=change_id, fetch_id=fetch_id)
+        if change_id is not None:
+            self.store.update_change(change_id, records_flagged=len({e.record for e in events}))
+        return raised
+
+    def _baseline(self, record: Record, cite) -> Baseline:
+        if cite.quote is None:
+            return Baseline(None)
+        anchor = self.store.anchor(record.id, cite.source, cite.quote)
+        if anchor is None:
+            return Baseline(cite.quote)
+        return Baseline(anchor["wording"], verified_absent=anchor["wording"] is None)
+
+    def _raise(self, events: Iterable[FlagEvent], now: datetime, change_id: int | None = None,
+               fetch_id: int | None = None) -> int:
+        return sum(
+            self.store.raise_flag(event, now, self.run_id, change_id=change_id, fetch_id=fetch_id)
+            for event in events
+        )
+
+    def raise_due_reviews(self) -> int:
+        now = self.clock()
+        last_reviews = self.store.last_reviews()
+        raised = 0
+        with self.store.transaction():
+            for record in self.config.records.values():
+                event = review_due(record, last_reviews.get(record.id), now)
+                if event is not None:
+                    raised += self.store.raise_flag(event, now, self.run_id, once_per_subject=True)
+        return raised

@@ -1,0 +1,328 @@
+"""The ``watcher`` command: a thin layer over the library, one library call per command."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .check import resolve_targets, run_check
+from .config import Config, load_config
+from .diff import render_markers, word_diff
+from .errors import ConfigError, UsageError, WatcherError
+from .report import REPORT_FORMATS, build_report, flag_views, render
+from .store import Store, utc_now
+from .verify import anchor_warnings, verify_records
+
+
+class _Failure(click.ClickException):
+    """A one-line error with the exit status the user contract gives it."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"watcher: error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line messages (2: usage or config; 1: anything else)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (ConfigError, UsageError) as exc:
+            raise _Failure(str(exc), 2) from None
+        except WatcherError as exc:
+            raise _Failure(str(exc), 1) from None
+        except KeyboardInterrupt:
+            raise _Failure("interrupted", 130) from None
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise _Failure(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1) from None
+
+
+class _Context:
+    def __init__(self, config_path: str, db_path: str):
+        self.config_path = config_path
+        self.db_path = db_path
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    def store(self, create: bool = True) -> Store:
+        return Store.open(self.db_path, create=create)
+
+
+pass_context = click.make_pass_decorator(_Context)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="WATCHER_CONFIG", default="sources.yaml", show_default=True,
+              help="The sources file (env WATCHER_CONFIG).")
+@click.option("--db", "db_path", envvar="WATCHER_DB", default="watcher.db", show_default=True,
+              help="The SQLite database (env WATCHER_DB).")
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@click.version_option(__version__, prog_name="watcher")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, db_path: str, debug: bool) -> None:
+    """Watch the sources that evidence records cite, and flag the records whose evidence changed.
+
+    \b
+    Example:
+        watcher check && watcher report
+    """
+    ctx.obj = _Context(config_path, db_path)
+
+
+def _print_check(summary) -> None:
+    for report in sorted(summary.sources, key=lambda r: r.source_id):
+        detail = report.outcome
+        if report.version is not None and report.status in ("new", "changed"):
+            detail += f", version {report.version}"
+        if report.error:
+            detail += f": {report.error}"
+        if report.recovered:
+            detail += " (recovered)"
+        flags = f"  {report.flags_raised} flag(s)" if report.flags_raised else ""
+        click.echo(f"{report.source_id:<28} {report.status:<17} {detail}{flags}")
+    counts = summary.counts()
+    click.echo(
+        f"checked {counts['sources_checked']} source(s): {counts['unchanged']} unchanged, "
+        f"{counts['changed']} new or changed, {counts['failed']} failed; {counts['flags_raised']} flag(s) raised"
+    )
+    if counts["flags_raised"]:
+        click.echo("see `watcher report` for what changed and which records it touches")
+
+
+@cli.command()
+@click.option("--all", "check_all", is_flag=True, help="Check every source, due or not.")
+@pass_context
+def check(obj: _Context, check_all: bool) -> None:
+    """Check the sources that are due (never checked, or their `every` has elapsed).
+
+    \b
+    Example:
+        watcher check          # what is due
+        watcher check --all    # everything, now
+    """
+    config = obj.config()
+    store = obj.store()
+    summary = run_check(config, store, list(config.sources) if check_all else None, trigger="check")
+    _print_check(summary)
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, required=True)
+@pass_context
+def recheck(obj: _Context, ids: tuple[str, ...]) -> None:
+    """Re-check now the sources behind source ids, record ids (offering/record) or offering ids.
+
+    \b
+    Example:
+        watcher recheck cohere-api/soc2-type2 trust-center
+    """
+    config = obj.config()
+    targets = resolve_targets(config, ids)
+    summary = run_check(config, obj.store(), targets, trigger="recheck")
+    _print_check(summary)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per open flag.")
+@pass_context
+def flags(obj: _Context, as_json: bool) -> None:
+    """List the open flags: records that need re-verification, and why.
+
+    \b
+    Example:
+        watcher flags --json | jq '.[] | .record'
+    """
+    config = obj.config()
+    store = obj.store()
+    views = flag_views(store.open_flags(), config, store)
+    if as_json:
+        click.echo(json.dumps(views, indent=2, ensure_ascii=False))
+        return
+    if not views:
+        click.echo("no open flags")
+        return
+    for view in views:
+        where = f" {view['source']}" if view["source"] else ""
+        outcome = f" ({view['outcome']})" if view["outcome"] else ""
+        click.echo(f"{view['record']:<36} {view['reason']}{outcome}{where}  {view['detected_at']}")
+
+
+@cli.command()
+@click.argument("record_ids", nargs=-1, required=True)
+@click.option("--by", required=True, help="Who verified the record.")
+@click.option("--note", help="What was checked, for the review log.")
+@pass_context
+def verify(obj: _Context, record_ids: tuple[str, ...], by: str, note: str | None) -> None:
+    """Mark records re-verified: close their open flags, log the review, re-anchor their quotes.
+
+    \b
+    Example:
+        watcher verify cohere-api/retention --by alice --note "30 days confirmed on the page"
+    """
+    config = obj.config()
+    reviews = verify_records(config, obj.store(), list(record_ids), by, note, utc_now())
+    for review in reviews:
+        click.echo(f"{review.record}: verified by {by}, {review.flags_closed} flag(s) closed")
+        for anchor in review.anchors:
+            wording = repr(anchor.wording) if anchor.wording is not None else "absent from the page"
+            click.echo(f"  anchored {anchor.source}: {wording}")
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since {value!r}: expected a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+@cli.command()
+@click.option("--since", help="Flags and changes detected since this date (YYYY-MM-DD or ISO time).")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
+@pass_context
+def report(obj: _Context, since: str | None, fmt: str, output: str | None) -> None:
+    """The change report: flagged records with before/after wording, changes, failing sources.
+
+    Without --since: every open flag, and the changes and failures of the last run.
+
+    \b
+    Example:
+        watcher report --since 2026-11-01 --format markdown --output changes.md
+    """
+    config = obj.config()
+    text = render(build_report(config, obj.store(), _parse_since(since), utc_now()), fmt)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+def _known_source(config: Config, store: Store, source_id: str) -> None:
+    if source_id not in config.sources and store.row("SELECT 1 FROM sources WHERE id = ?", [source_id]) is None:
+        raise UsageError(f"unknown source {source_id!r}")
+
+
+@cli.command()
+@click.argument("source_id")
+@click.option("--limit", default=50, show_default=True, help="How many fetches to show.")
+@pass_context
+def history(obj: _Context, source_id: str, limit: int) -> None:
+    """Text versions and fetch outcomes of a source, newest first.
+
+    \b
+    Example:
+        watcher history trust-center
+    """
+    config = obj.config()
+    store = obj.store()
+    _known_source(config, store, source_id)
+    versions = store.version_list(source_id)
+    click.echo(f"{source_id}: {len(versions)} text version(s)")
+    for version in reversed(versions):
+        origin = "" if version["origin"] == "fetch" else f" ({version['origin']})"
+        click.echo(f"  v{version['seq']:<4} {version['created_at']}  {version['chars']} chars  "
+                   f"text {version['text_sha256'][:12]}{origin}")
+    click.echo("fetches:")
+    for fetch in store.fetch_history(source_id, limit):
+        status = f"HTTP {fetch['http_status']}" if fetch["http_status"] else "-"
+        note = ""
+        if fetch["version_seq"]:
+            note = f" -> v{fetch['version_seq']}"
+        if fetch["recovered"]:
+            note += " (recovered)"
+        if fetch["error"] and fetch["outcome"] not in ("ok", "not_modified"):
+            note += f"  {fetch['error']}"
+        click.echo(f"  {fetch['started_at']}  {fetch['outcome']:<16} {status:<9} {fetch['duration_ms']:>6} ms"
+                   f"  x{fetch['attempts']}{note}")
+
+
+@cli.command()
+@click.argument("source_id")
+@click.option("--from", "from_seq", type=int, help="Old version number (default: the one before --to).")
+@click.option("--to", "to_seq", type=int, help="New version number (default: the latest).")
+@pass_context
+def diff(obj: _Context, source_id: str, from_seq: int | None, to_seq: int | None) -> None:
+    """Word-level diff between two text versions of a source: [-deleted-]{+inserted+}.
+
+    \b
+    Example:
+        watcher diff trust-center --from 1 --to 3
+    """
+    config = obj.config()
+    store = obj.store()
+    _known_source(config, store, source_id)
+    latest = store.latest_version(source_id)
+    if latest is None:
+        raise UsageError(f"{source_id} has no text versions yet")
+    to_seq = to_seq or latest.seq
+    from_seq = from_seq or to_seq - 1
+    old, new = store.version(source_id, from_seq), store.version(source_id, to_seq)
+    if old is None or new is None:
+        missing = to_seq if new is None else from_seq
+        raise UsageError(f"{source_id} has versions 1 to {latest.seq}; there is no version {missing}")
+    click.echo(f"--- {source_id} v{old.seq} ({old.created_at})")
+    click.echo(f"+++ {source_id} v{new.seq} ({new.created_at})")
+    click.echo(render_markers(word_diff(old.text, new.text)))
+
+
+@cli.command()
+@pass_context
+def validate(obj: _Context) -> None:
+    """Check the config without fetching anything; warn about quotes re-anchored to other wording.
+
+    \b
+    Example:
+        watcher --config sources.yaml validate
+    """
+    config = obj.config()
+    records = config.records
+    cites = sum(len(r.cites) for r in records.values())
+    click.echo(
+        f"{config.path}: ok ({len(config.sources)} source(s), {len(config.offerings)} offering(s), "
+        f"{len(records)} record(s), {cites} cite(s))"
+    )
+    if Path(obj.db_path).exists():
+        for warning in anchor_warnings(config, obj.store(create=False)):
+            click.echo(f"warning: {warning}")
+
+
+@cli.command()
+@click.option("--keep", type=click.Path(file_okay=False), help="Keep the demo's files (config, database) in this folder.")
+def demo(keep: str | None) -> None:
+    """A tour offline: serve pages on 127.0.0.1, check them, edit them, check again, report.
+
+    \b
+    Example:
+        watcher demo
+    """
+    from .demo import run_demo
+
+    run_demo(click.echo, keep)
+
+
+def main() -> None:
+    cli(prog_name="watcher")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,503 @@
+"""Load and validate ``sources.yaml`` into frozen dataclasses.
+
+The file is read with PyYAML's composer, not its constructor, so that every
+value keeps the line it came from: each error names the file, the line and the
+key path (``sources.trust-center.every``), and validation is complete before
+anything touches the database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import urlsplit
+
+import yaml
+from selectolax.lexbor import LexborHTMLParser
+
+from .errors import ConfigError
+
+MAX_CONFIG_BYTES = 5 * 1024 * 1024
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3,
+}
+DEFAULT_EVERY = 86400.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How politely and how patiently sources are fetched."""
+
+    user_agent: str = "watcher/0.1 (+https://example.org/contact)"
+    concurrency: int = 16
+    per_host: int = 2
+    host_delay: float = 1.0
+    timeout: float = 30.0
+    retries: int = 2
+    backoff: float = 1.0
+    max_size: int = 10 * 1000 * 1000
+    max_retry_after: float = 120.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """One cited page and the part of it that is watched."""
+
+    id: str
+    url: str
+    select: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    every: float = DEFAULT_EVERY
+
+
+@dataclass(frozen=True)
+class Cite:
+    """A record's reliance on one source: a passage, terms to watch, or the whole text."""
+
+    source: str
+    quote: str | None = None
+    watch_for: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Record:
+    """One evidence record, identified on the command line as ``offering/record``."""
+
+    id: str
+    offering: str
+    question: str | None
+    status: str | None
+    verified: date | None
+    review_every: float | None
+    cites: tuple[Cite, ...]
+
+
+@dataclass(frozen=True)
+class Offering:
+    id: str
+    name: str
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    settings: Settings
+    sources: dict[str, Source] = field(hash=False)
+    offerings: dict[str, Offering] = field(hash=False)
+
+    @property
+    def records(self) -> dict[str, Record]:
+        return {r.id: r for o in self.offerings.values() for r in o.records}
+
+    def cites_of(self, source_id: str) -> list[tuple[Record, Cite]]:
+        """Every (record, cite) pair that relies on ``source_id``."""
+        return [
+            (record, cite)
+            for record in self.records.values()
+            for cite in record.cites
+            if cite.source == source_id
+        ]
+
+
+# --------------------------------------------------------------------------
+# Value parsers: pure functions from text to value, raising ValueError.
+
+
+def parse_duration(text: str) -> float:
+    """``"12h"``, ``"1d"``, ``"1h30m"``, ``"0s"`` → seconds."""
+    compact = text.strip().lower()
+    pos = 0
+    total = 0.0
+    for match in _DURATION_PART.finditer(compact):
+        if compact[pos:match.start()].strip():
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos == 0 or compact[pos:].strip():
+        raise ValueError(
+            f"bad duration {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 12h or 1d"
+        )
+    return total
+
+
+def parse_size(text: str) -> int:
+    """``"10MB"``, ``"512KiB"``, ``"1000000"`` → bytes."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise ValueError(f"bad size {text!r}: expected a number of bytes, e.g. 10MB")
+    unit = (match.group(2) or "B").lower()
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def check_selector(selector: str) -> None:
+    """Raise ValueError when selectolax rejects the CSS selector.
+
+    selectolax only reports a bad selector when it is used, so it is tried on
+    an empty document while the config loads rather than in the middle of a run.
+    """
+    try:
+        LexborHTMLParser("<html></html>").css(selector)
+    except Exception as exc:  # selectolax raises a generic error type
+        raise ValueError(f"invalid CSS selector {selector!r}") from exc
+
+
+def check_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"url must start with http:// or https://, got {text!r}")
+    if not parts.hostname:
+        raise ValueError(f"url has no host: {text!r}")
+    return text.strip()
+
+
+# --------------------------------------------------------------------------
+# Walking the composed YAML tree.
+
+
+class _AliasRefused(yaml.MarkedYAMLError):
+    """An alias (``*name``): refused so that no file can expand into a billion nodes."""
+
+
+class _Loader(yaml.SafeLoader):
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasRefused(
+                None, None, "YAML aliases (*name) are not supported in sources.yaml", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+@dataclass
+class _Reader:
+    """Turns YAML nodes into values, raising ConfigError with file, line and key."""
+
+    path: str
+
+    def fail(self, node: yaml.Node | None, key: str, message: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return ConfigError(self.path, line, key, message)
+
+    def mapping(self, node: yaml.Node, key: str) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, f"expected a mapping, got {_kind(node)}")
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.fail(key_node, key, "keys must be plain names")
+            name = str(key_node.value)
+            if name in seen:
+                raise self.fail(
+                    key_node, _join(key, name), f"duplicate key (first defined on line {seen[name]})"
+                )
+            seen[name] = key_node.start_mark.line + 1
+            yield name, key_node, value_node
+
+    def fields(
+        self,
+        node: yaml.Node,
+        key: str,
+        allowed: dict[str, Callable[[yaml.Node, str], object]],
+        required: tuple[str, ...] = (),
+    ) -> dict[str, object]:
+        values: dict[str, object] = {}
+        for name, key_node, value_node in self.mapping(node, key):
+            if name not in allowed:
+                expected = ", ".join(allowed)
+                raise self.fail(
+                    key_node, _join(key, name), f"unknown key (expected one of: {expected})"
+                )
+            values[name] = allowed[name](value_node, _join(key, name))
+        for name in required:
+            if name not in values:
+                raise self.fail(node, _join(key, name), "missing required key")
+        return values
+
+    def string(self, node: yaml.Node, key: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
+            raise self.fail(node, key, f"expected a string, got {_kind(node)}")
+        value = str(node.value)
+        if not value.strip():
+            raise self.fail(node, key, "must not be empty")
+        return value
+
+    def strings(self, node: yaml.Node, key: str) -> tuple[str, ...]:
+        """A string or a list of strings."""
+        if isinstance(node, yaml.SequenceNode):
+            items = tuple(self.string(item, f"{key}[{i}]") for i, item in enumerate(node.value))
+            if not items:
+                raise self.fail(node, key, "must not be an empty list")
+            return items
+        return (self.string(node, key),)
+
+    def integer(self, node: yaml.Node, key: str, minimum: int) -> int:
+        text = self.string(node, key)
+        try:
+            value = int(text)
+        except ValueError:
+            raise self.fail(node, key, f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise self.fail(node, key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def converted(self, node: yaml.Node, key: str, convert: Callable[[str], object]) -> object:
+        text = self.string(node, key)
+        try:
+            return convert(text)
+        except ValueError as exc:
+            raise self.fail(node, key, str(exc)) from None
+
+    def duration(self, node: yaml.Node, key: str, positive: bool = True) -> float:
+        seconds = self.converted(node, key, parse_duration)
+        assert isinstance(seconds, float)
+        if positive and seconds <= 0:
+            raise self.fail(node, key, "must be longer than 0s")
+        return seconds
+
+    def date(self, node: yaml.Node, key: str) -> date:
+        def to_date(text: str) -> date:
+            try:
+                return date.fromisoformat(text.strip())
+            except ValueError:
+                raise ValueError(f"bad date {text!r}: expected YYYY-MM-DD") from None
+
+        value = self.converted(node, key, to_date)
+        assert isinstance(value, date)
+        return value
+
+    def identifier(self, node: yaml.Node, key: str, name: str, what: str) -> str:
+        if not ID_PATTERN.match(name):
+            raise self.fail(
+                node,
+                key,
+                f"bad {what} id {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit",
+            )
+        return name
+
+    def selectors(self, node: yaml.Node, key: str) -> tuple[str, ...]:
+        items = self.strings(node, key)
+        for item in items:
+            try:
+                check_selector(item)
+            except ValueError as exc:
+                raise self.fail(node, key, str(exc)) from None
+        return items
+
+
+def _kind(node: yaml.Node | None) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node is None or node.tag == "tag:yaml.org,2002:null":
+        return "nothing"
+    return f"{node.value!r}"
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+# --------------------------------------------------------------------------
+# The schema.
+
+
+def _settings(r: _Reader, node: yaml.Node, key: str) -> Settings:
+    values = r.fields(
+        node,
+        key,
+        {
+            "user_agent": r.string,
+            "concurrency": lambda n, k: r.integer(n, k, 1),
+            "per_host": lambda n, k: r.integer(n, k, 1),
+            "host_delay": lambda n, k: r.duration(n, k, positive=False),
+            "timeout": r.duration,
+            "retries": lambda n, k: r.integer(n, k, 0),
+            "backoff": lambda n, k: r.duration(n, k, positive=False),
+            "max_size": lambda n, k: r.converted(n, k, parse_size),
+            "max_retry_after": lambda n, k: r.duration(n, k, positive=False),
+        },
+    )
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _sources(r: _Reader, node: yaml.Node, key: str) -> dict[str, Source]:
+    sources: dict[str, Source] = {}
+    for name, key_node, value_node in r.mapping(node, key):
+        path = _join(key, name)
+        r.identifier(key_node, path, name, "source")
+        values = r.fields(
+            value_node,
+            path,
+            {
+                "url": lambda n, k: r.converted(n, k, check_url),
+                "select": r.selectors,
+                "remove": r.selectors,
+                "every": r.duration,
+            },
+            required=("url",),
+        )
+        sources[name] = Source(id=name, **values)  # type: ignore[arg-type]
+    return sources
+
+
+def _cite(r: _Reader, node: yaml.Node, key: str, sources: dict[str, Source]) -> Cite:
+    if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null":
+        values: dict[str, object] = {"source": r.string(node, key)}
+        source_node = node
+    else:
+        values = r.fields(
+            node,
+            key,
+            {"source": r.string, "quote": r.string, "watch_for": r.strings},
+            required=("source",),
+        )
+        source_node = next(v for k, v in node.value if k.value == "source")
+    if values["source"] not in sources:
+        raise r.fail(source_node, _join(key, "source"), f"unknown source {values['source']!r}")
+    return Cite(**values)  # type: ignore[arg-type]
+
+
+def _records(
+    r: _Reader, node: yaml.Node, key: str, offering_id: str, sources: dict[str, Source]
+) -> tuple[Record, ...]:
+    records = []
+    for name, key_node, value_node in r.mapping(node, key):
+        path = _join(key, name)
+        r.identifier(key_node, path, name, "record")
+
+        def cites(n: yaml.Node, k: str) -> tuple[Cite, ...]:
+            if not isinstance(n, yaml.SequenceNode) or not n.value:
+                raise r.fail(n, k, "expected a non-empty list of cites")
+            return tuple(_cite(r, item, f"{k}[{i}]", sources) for i, item in enumerate(n.value))
+
+        values = r.fields(
+            value_node,
+            path,
+            {
+                "question": r.string,
+                "status": r.string,
+                "verified": r.date,
+                "review_every": r.duration,
+                "cites": cites,
+            },
+            required=("cites",),
+        )
+        records.append(
+            Record(
+                id=f"{offering_id}/{name}",
+                offering=offering_id,
+                question=values.get("question"),  # type: ignore[arg-type]
+                status=values.get("status"),  # type: ignore[arg-type]
+                verified=values.get("verified"),  # type: ignore[arg-type]
+                review_every=values.get("review_every"),  # type: ignore[arg-type]
+                cites=values["cites"],  # type: ignore[arg-type]
+            )
+        )
+    return tuple(records)
+
+
+def _offerings(r: _Reader, node: yaml.Node, key: str, sources: dict[str, Source]) -> dict[str, Offering]:
+    offerings: dict[str, Offering] = {}
+    for name, key_node, value_node in r.mapping(node, key):
+        path = _join(key, name)
+        r.identifier(key_node, path, name, "offering")
+        values = r.fields(
+            value_node,
+            path,
+            {
+                "name": r.string,
+                "records": lambda n, k, oid=name: _records(r, n, k, oid, sources),
+            },
+            required=("records",),
+        )
+        offerings[name] = Offering(
+            id=name,
+            name=values.get("name", name),  # type: ignore[arg-type]
+            records=values["records"],  # type: ignore[arg-type]
+        )
+    return offerings
+
+
+def parse_config(text: str, path: str = "sources.yaml") -> Config:
+    """Validate the text of a sources.yaml file; raise ConfigError on the first problem."""
+    reader = _Reader(path)
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        # An alias is refused on its own line; a syntax error is usually caused by the lines before it.
+        key = key_path_at(text, line, include_line=isinstance(exc, _AliasRefused))
+        raise ConfigError(path, line, key, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, None, "", f"invalid YAML: {exc}") from None
+    if root is None:
+        raise ConfigError(path, None, "", "the file is empty; it needs at least a 'sources:' section")
+    sections = {name: (key_node, value_node) for name, key_node, value_node in reader.mapping(root, "")}
+    for name, (key_node, _) in sections.items():
+        if name not in ("settings", "sources", "offerings"):
+            raise reader.fail(key_node, name, "unknown key (expected one of: settings, sources, offerings)")
+    if "sources" not in sections:
+        raise reader.fail(root, "sources", "missing required key")
+    settings = _settings(reader, sections["settings"][1], "settings") if "settings" in sections else Settings()
+    sources = _sources(reader, sections["sources"][1], "sources")
+    offerings = (
+        _offerings(reader, sections["offerings"][1], "offerings", sources) if "offerings" in sections else {}
+    )
+    return Config(path=path, settings=settings, sources=sources, offerings=offerings)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a sources.yaml file."""
+    name = str(path)
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(name, None, "", f"the file is {size} bytes; the limit is {MAX_CONFIG_BYTES}")
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(name, None, "", "no such file (set --config or WATCHER_CONFIG)") from None
+    except IsADirectoryError:
+        raise ConfigError(name, None, "", "is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigError(name, None, "", "permission denied") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(name, line, "", "the file is not valid UTF-8") from None
+    return parse_config(text, name)
+
+
+_KEY_LINE = re.compile(r"^(\s*)(?:-\s+)?([^\s#:'\"][^:#]*?|'[^']*'|\"[^\"]*\"):(?:\s|$)")
+
+
+def key_path_at(text: str, line: int | None, include_line: bool = False) -> str:
+    """Best-effort key path of the mapping keys that enclose ``line`` (1-based).
+
+    Used only for YAML syntax errors, where no node tree exists to ask.
+    """
+    if not line:
+        return ""
+    stack: list[tuple[int, str]] = []
+    for raw in text.splitlines()[: line if include_line else max(line - 1, 0)]:
+        match = _KEY_LINE.match(raw)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match.group(2).strip("'\"")))
+    return ".".join(name for _, name in stack)

@@ -1,0 +1,588 @@
+"""The SQLite store: raw snapshots, text versions, changes, flags and reviews.
+
+Raw bodies and texts are content-addressed (SHA-256) and compressed; a body
+seen twice is stored once. Every write of one source's check happens in one
+transaction, so a crash leaves either all of it or none of it.
+
+Tables, for people reading the database (``watcher browse``, Datasette):
+
+- ``sources``    each configured source and its fetch state
+- ``runs``       one row per check run
+- ``fetches``    every fetch attempt, failed or not
+- ``snapshots``  raw bodies, by hash
+- ``versions``   the extracted text after each content change
+- ``changes``    a new version of a source, and how many records it flagged
+- ``flags``      records that need re-verification, and why
+- ``reviews``    the append-only log of verifications
+- ``anchors``    the wording each cite was last verified against
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .errors import StoreError
+from .evidence import FlagEvent
+
+BUSY_TIMEOUT_SECONDS = 30
+migrations = Migrations("watcher")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z: sorts as text, reads in Datasette."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def compress(data: bytes) -> bytes:
+    return zlib.compress(data, 9)
+
+
+def decompress(blob: bytes, codec: str) -> bytes:
+    if codec == "zlib":
+        return zlib.decompress(blob)
+    if codec == "identity":
+        return blob
+    raise StoreError(f"unknown compression {codec!r}; this database was written by a newer watcher")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE sources (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            select_css TEXT,
+            remove_css TEXT,
+            every_seconds REAL NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            last_checked_at TEXT,
+            last_success_at TEXT,
+            last_outcome TEXT,
+            last_error TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            failing_since TEXT,
+            error_flagged INTEGER NOT NULL DEFAULT 0,
+            moved_to TEXT,
+            selector_missing_since TEXT,
+            last_snapshot_sha256 TEXT REFERENCES snapshots(sha256)
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            trigger TEXT NOT NULL,
+            status TEXT NOT NULL,
+            pid INTEGER,
+            sources_checked INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            changed INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            flags_raised INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE snapshots (
+            sha256 TEXT PRIMARY KEY,
+            body BLOB NOT NULL,
+            codec TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            stored_size INTEGER NOT NULL,
+            content_type TEXT,
+            first_seen_at TEXT NOT NULL
+        );
+        CREATE TABLE versions (
+            id INTEGER PRIMARY KEY,
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            seq INTEGER NOT NULL,
+            text_sha256 TEXT NOT NULL,
+            text BLOB NOT NULL,
+            codec TEXT NOT NULL,
+            chars INTEGER NOT NULL,
+            snapshot_sha256 TEXT REFERENCES snapshots(sha256),
+            extractor_version INTEGER NOT NULL,
+            rules TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (source_id, seq)
+        );
+        CREATE TABLE fetches (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            url TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            http_status INTEGER,
+            final_url TEXT,
+            redirects TEXT,
+            headers TEXT,
+            error TEXT,
+            snapshot_sha256 TEXT REFERENCES snapshots(sha256),
+            version_id INTEGER REFERENCES versions(id),
+            recovered INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER REFERENCES runs(id),
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            from_version_id INTEGER REFERENCES versions(id),
+            to_version_id INTEGER NOT NULL REFERENCES versions(id),
+            detected_at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            hunks TEXT NOT NULL,
+            words_added INTEGER NOT NULL,
+            words_removed INTEGER NOT NULL,
+            records_flagged INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE reviews (
+            id INTEGER PRIMARY KEY,
+            record_id TEXT NOT NULL,
+            reviewed_by TEXT NOT NULL,
+            note TEXT,
+            reviewed_at TEXT NOT NULL,
+            flags_closed INTEGER NOT NULL
+        );
+        CREATE TABLE flags (
+            id INTEGER PRIMARY KEY,
+            record_id TEXT NOT NULL,
+            source_id TEXT REFERENCES sources(id),
+            reason TEXT NOT NULL,
+            subject TEXT,
+            status TEXT NOT NULL,
+            detected_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            run_id INTEGER REFERENCES runs(id),
+            change_id INTEGER REFERENCES changes(id),
+            fetch_id INTEGER REFERENCES fetches(id),
+            outcome TEXT,
+            old TEXT,
+            new TEXT,
+            detail TEXT,
+            closed_at TEXT,
+            review_id INTEGER REFERENCES reviews(id)
+        );
+        CREATE TABLE anchors (
+            record_id TEXT NOT NULL,
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            quote TEXT NOT NULL,
+            wording TEXT,
+            version_id INTEGER REFERENCES versions(id),
+            anchored_at TEXT NOT NULL,
+            review_id INTEGER REFERENCES reviews(id),
+            PRIMARY KEY (record_id, source_id, quote)
+        );
+        CREATE INDEX fetches_source ON fetches(source_id, id);
+        CREATE INDEX fetches_run ON fetches(run_id);
+        CREATE INDEX versions_source ON versions(source_id, seq);
+        CREATE INDEX changes_source ON changes(source_id, id);
+        CREATE INDEX changes_run ON changes(run_id);
+        CREATE INDEX flags_record ON flags(record_id, status);
+        CREATE INDEX flags_status ON flags(status, detected_at);
+        CREATE UNIQUE INDEX flags_one_open ON flags(
+            record_id, ifnull(source_id, ''), reason, ifnull(subject, '')
+        ) WHERE status = 'open';
+        CREATE INDEX reviews_record ON reviews(record_id, reviewed_at);
+        CREATE TRIGGER reviews_append_only_update BEFORE UPDATE ON reviews
+            BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+        CREATE TRIGGER reviews_append_only_delete BEFORE DELETE ON reviews
+            BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+        """
+    )
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the store remembers about fetching one source."""
+
+    id: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_checked_at: str | None = None
+    last_success_at: str | None = None
+    last_outcome: str | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    failing_since: str | None = None
+    error_flagged: bool = False
+    moved_to: str | None = None
+    selector_missing_since: str | None = None
+    last_snapshot_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    source_id: str
+    seq: int
+    text: str
+    text_sha256: str
+    snapshot_sha256: str | None
+    extractor_version: int
+    rules: str
+    created_at: str
+
+
+class Store:
+    """One watcher database. Open it with :meth:`open`."""
+
+    def __init__(self, db: sqlite_utils.Database, path: str):
+        self.db = db
+        self.path = path
+
+    # ------------------------------------------------------------------ set-up
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> Store:
+        """Open (and create or migrate) the database at ``path``."""
+        name = str(path)
+        if not create and not Path(name).exists():
+            raise StoreError(f"{name}: no database here yet (run `watcher check` first)")
+        try:
+            conn = sqlite3.connect(name, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+            db = sqlite_utils.Database(conn)
+            store = cls(db, name)
+            store._prepare()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{name}: cannot use this database: {exc}") from None
+        return store
+
+    def _prepare(self) -> None:
+        applied = {m.name for m in migrations.applied(self.db)}
+        known = {m.name for m in migrations.pending(sqlite_utils.Database(memory=True))}
+        unknown = applied - known
+        if unknown:
+            raise StoreError(
+                f"{self.path}: the database was written by a newer watcher "
+                f"(unknown migrations: {', '.join(sorted(unknown))}); upgrade watcher to use it"
+            )
+        if self.db.journal_mode != "wal":
+            self.db.enable_wal()
+        if migrations.pending(self.db):
+            with self.transaction():
+                migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of writes; waits for other writers (busy timeout) rather than failing."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def rows(self, sql: str, params: Any = ()) -> list[dict]:
+        return list(self.db.query(sql, params))
+
+    def row(self, sql: str, params: Any = ()) -> dict | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def _insert(self, table: str, values: Mapping[str, Any]) -> int:
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        cursor = self.db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(values.values()))
+        return int(cursor.lastrowid)
+
+    def _update(self, table: str, key: str, key_value: Any, values: Mapping[str, Any]) -> None:
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        self.db.execute(
+            f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*values.values(), key_value]
+        )
+
+    # ------------------------------------------------------------------ sources
+
+    def sync_sources(self, sources: Mapping[str, Any]) -> None:
+        """Mirror the configured sources (url, selectors, interval) into the ``sources`` table."""
+        with self.transaction():
+            for source in sources.values():
+                self.db.execute(
+                    """
+                    INSERT INTO sources (id, url, select_css, remove_css, every_seconds)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET url = excluded.url, select_css = excluded.select_css,
+                        remove_css = excluded.remove_css, every_seconds = excluded.every_seconds
+                    """,
+                    [source.id, source.url, json.dumps(list(source.select)) if source.select else None,
+                     json.dumps(list(source.remove)) if source.remove else None, source.every],
+                )
+
+    def source_state(self, source_id: str) -> SourceState:
+        row = self.row("SELECT * FROM sources WHERE id = ?", [source_id])
+        if row is None:
+            return SourceState(id=source_id)
+        fields = SourceState.__dataclass_fields__
+        values = {k: v for k, v in row.items() if k in fields}
+        values["error_flagged"] = bool(values.get("error_flagged"))
+        return SourceState(**values)
+
+    def update_source(self, source_id: str, **values: Any) -> None:
+        self._update("sources", "id", source_id, values)
+
+    def source_states(self) -> dict[str, SourceState]:
+        fields = SourceState.__dataclass_fields__
+        states = {}
+        for row in self.rows("SELECT * FROM sources"):
+            values = {k: v for k, v in row.items() if k in fields}
+            values["error_flagged"] = bool(values.get("error_flagged"))
+            states[row["id"]] = SourceState(**values)
+        return states
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, trigger: str, now: datetime) -> int:
+        with self.transaction():
+            self._close_abandoned_runs(now)
+            return self._insert(
+                "runs", {"started_at": timestamp(now), "trigger": trigger, "status": "running", "pid": os.getpid()}
+            )
+
+    def _close_abandoned_runs(self, now: datetime) -> None:
+        """Mark as interrupted the runs whose process is gone (killed, or the machine restarted)."""
+        for row in self.rows("SELECT id, pid FROM runs WHERE status = 'running'"):
+            if not _process_alive(row["pid"]):
+                self._update("runs", "id", row["id"], {"status": "interrupted", "finished_at": timestamp(now)})
+
+    def finish_run(self, run_id: int, now: datetime, counts: Mapping[str, int], status: str = "finished") -> None:
+        with self.transaction():
+            self._update("runs", "id", run_id, {"finished_at": timestamp(now), "status": status, **counts})
+
+    def last_run(self) -> dict | None:
+        return self.row("SELECT * FROM runs WHERE status != 'running' ORDER BY id DESC LIMIT 1")
+
+    # ------------------------------------------------------------------ snapshots and versions
+
+    def save_snapshot(self, body: bytes, content_type: str | None, now: datetime) -> str:
+        digest = sha256(body)
+        stored = compress(body)
+        self.db.execute(
+            """INSERT INTO snapshots (sha256, body, codec, size, stored_size, content_type, first_seen_at)
+               VALUES (?, ?, 'zlib', ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING""",
+            [digest, stored, len(body), len(stored), content_type, timestamp(now)],
+        )
+        return digest
+
+    def snapshot(self, digest: str) -> tuple[bytes, str | None] | None:
+        row = self.row("SELECT body, codec, content_type FROM snapshots WHERE sha256 = ?", [digest])
+        if row is None:
+            return None
+        return decompress(row["body"], row["codec"]), row["content_type"]
+
+    def add_version(
+        self,
+        source_id: str,
+        text: str,
+        snapshot_sha256: str | None,
+        extractor_version: int,
+        rules: str,
+        origin: str,
+        now: datetime,
+    ) -> Version:
+        encoded = text.encode("utf-8")
+        seq_row = self.row("SELECT coalesce(max(seq), 0) + 1 AS seq FROM versions WHERE source_id = ?", [source_id])
+        seq = seq_row["seq"] if seq_row else 1
+        values = {
+            "source_id": source_id,
+            "seq": seq,
+            "text_sha256": sha256(encoded),
+            "text": compress(encoded),
+            "codec": "zlib",
+            "chars": len(text),
+            "snapshot_sha256": snapshot_sha256,
+            "extractor_version": extractor_version,
+            "rules": rules,
+            "origin": origin,
+            "created_at": timestamp(now),
+        }
+        version_id = self._insert("versions", values)
+        return Version(version_id, source_id, seq, text, values["text_sha256"], snapshot_sha256,
+                       extractor_version, rules, values["created_at"])
+
+    def _version(self, row: dict | None) -> Version | None:
+        if row is None:
+            return None
+        text = decompress(row["text"], row["codec"]).decode("utf-8")
+        return Version(row["id"], row["source_id"], row["seq"], text, row["text_sha256"],
+                       row["snapshot_sha256"], row["extractor_version"], row["rules"], row["created_at"])
+
+    def latest_version(self, source_id: str) -> Version | None:
+        return self._version(
+            self.row("SELECT * FROM versions WHERE source_id = ? ORDER BY seq DESC LIMIT 1", [source_id])
+        )
+
+    def version(self, source_id: str, seq: int) -> Version | None:
+        return self._version(self.row("SELECT * FROM versions WHERE source_id = ? AND seq = ?", [source_id, seq]))
+
+    def version_by_id(self, version_id: int) -> Version | None:
+        return self._version(self.row("SELECT * FROM versions WHERE id = ?", [version_id]))
+
+    def version_list(self, source_id: str) -> list[dict]:
+        """Versions of a source without their text, oldest first."""
+        return self.rows(
+            """SELECT id, seq, text_sha256, chars, snapshot_sha256, extractor_version, origin, created_at
+               FROM versions WHERE source_id = ? ORDER BY seq""",
+            [source_id],
+        )
+
+    # ------------------------------------------------------------------ fetches and changes
+
+    def add_fetch(self, values: Mapping[str, Any]) -> int:
+        return self._insert("fetches", values)
+
+    def update_fetch(self, fetch_id: int, **values: Any) -> None:
+        self._update("fetches", "id", fetch_id, values)
+
+    def add_change(self, values: Mapping[str, Any]) -> int:
+        return self._insert("changes", values)
+
+    def update_change(self, change_id: int, **values: Any) -> None:
+        self._update("changes", "id", change_id, values)
+
+    def fetch_history(self, source_id: str, limit: int | None = None) -> list[dict]:
+        sql = """SELECT f.*, v.seq AS version_seq FROM fetches f LEFT JOIN versions v ON v.id = f.version_id
+                 WHERE f.source_id = ? ORDER BY f.id DESC"""
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return self.rows(sql, [source_id])
+
+    # ------------------------------------------------------------------ flags
+
+    def raise_flag(
+        self,
+        event: FlagEvent,
+        now: datetime,
+        run_id: int | None,
+        change_id: int | None = None,
+        fetch_id: int | None = None,
+        once_per_subject: bool = False,
+    ) -> bool:
+        """Open a flag for ``event``, or refresh the open one; True when a new flag was opened.
+
+        With ``once_per_subject``, a closed flag for the same subject also counts
+        (a review falling due on one date is raised once, whatever the editor did).
+        """
+        key = [event.record, event.source or "", event.reason, event.subject or ""]
+        status_clause = "" if once_per_subject else "AND status = 'open'"
+        existing = self.row(
+            f"""SELECT id, status FROM flags WHERE record_id = ? AND ifnull(source_id, '') = ?
+                AND reason = ? AND ifnull(subject, '') = ? {status_clause}
+                ORDER BY status = 'open' DESC, id DESC LIMIT 1""",
+            key,
+        )
+        detail = json.dumps(dict(event.detail), sort_keys=True) if event.detail else None
+        if existing is not None:
+            if existing["status"] == "open":
+                self._update("flags", "id", existing["id"], {
+                    "updated_at": timestamp(now), "old": event.old, "new": event.new, "detail": detail,
+                    "outcome": event.outcome, "change_id": change_id, "fetch_id": fetch_id,
+                })
+            return False
+        self._insert("flags", {
+            "record_id": event.record, "source_id": event.source, "reason": event.reason,
+            "subject": event.subject, "status": "open", "detected_at": timestamp(now),
+            "updated_at": timestamp(now), "run_id": run_id, "change_id": change_id, "fetch_id": fetch_id,
+            "outcome": event.outcome, "old": event.old, "new": event.new, "detail": detail,
+        })
+        return True
+
+    def open_flags(self, record_ids: list[str] | None = None) -> list[dict]:
+        sql = "SELECT * FROM flags WHERE status = 'open'"
+        params: list[Any] = []
+        if record_ids is not None:
+            sql += f" AND record_id IN ({', '.join('?' for _ in record_ids)})"
+            params = list(record_ids)
+        return self.rows(sql + " ORDER BY record_id, detected_at, id", params)
+
+    def flags_since(self, since: str) -> list[dict]:
+        return self.rows("SELECT * FROM flags WHERE detected_at >= ? ORDER BY record_id, detected_at, id", [since])
+
+    # ------------------------------------------------------------------ reviews and anchors
+
+    def last_reviews(self) -> dict[str, datetime]:
+        return {
+            row["record_id"]: parse_timestamp(row["at"])
+            for row in self.rows("SELECT record_id, max(reviewed_at) AS at FROM reviews GROUP BY record_id")
+        }
+
+    def add_review(self, record_id: str, by: str, note: str | None, now: datetime) -> tuple[int, int]:
+        """Log a review and close the record's open flags; returns (review id, flags closed)."""
+        open_ids = [row["id"] for row in self.rows(
+            "SELECT id FROM flags WHERE record_id = ? AND status = 'open'", [record_id])]
+        review_id = self._insert("reviews", {
+            "record_id": record_id, "reviewed_by": by, "note": note,
+            "reviewed_at": timestamp(now), "flags_closed": len(open_ids),
+        })
+        self.db.execute(
+            "UPDATE flags SET status = 'closed', closed_at = ?, review_id = ? WHERE record_id = ? AND status = 'open'",
+            [timestamp(now), review_id, record_id],
+        )
+        return review_id, len(open_ids)
+
+    def anchor(self, record_id: str, source_id: str, quote: str) -> dict | None:
+        return self.row(
+            "SELECT * FROM anchors WHERE record_id = ? AND source_id = ? AND quote = ?", [record_id, source_id, quote]
+        )
+
+    def anchors(self) -> list[dict]:
+        return self.rows("SELECT * FROM anchors ORDER BY record_id, source_id")
+
+    def set_anchor(self, record_id: str, source_id: str, quote: str, wording: str | None,
+                   version_id: int | None, review_id: int | None, now: datetime) -> None:
+        self.db.execute(
+            """INSERT INTO anchors (record_id, source_id, quote, wording, version_id, anchored_at, review_id)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(record_id, source_id, quote) DO UPDATE SET wording = excluded.wording,
+                   version_id = excluded.version_id, anchored_at = excluded.anchored_at,
+                   review_id = excluded.review_id""",
+            [record_id, source_id, quote, wording, version_id, timestamp(now), review_id],
+        )
+
+
+def _process_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
