@@ -547,3 +547,27 @@ offerings:
     assert store.open_flags() == []
     kinds = [row["kind"] for row in store.rows("SELECT kind FROM changes")]
     assert kinds == ["technical"]
+
+
+def test_a_selector_that_matches_again_clears_the_drift(site, make_config, check, store):
+    good = html('<div id="terms"><p>Retention is 30 days.</p></div>')
+    site.page("/p", good)
+    config = make_config(f"sources:\n  p:\n    url: {site.url('/p')}\n    select: '#terms'\n")
+    check(config)
+    site.page("/p", html("<p>Redesign</p>"))
+    check(config)
+    assert store.source_state("p").selector_missing_since is not None
+    site.page("/p", good)
+    assert check(config).sources[0].status == "unchanged"
+    assert store.source_state("p").selector_missing_since is None
+
+
+def test_a_page_without_text_is_a_failed_check(site, make_config, check, store):
+    site.page("/p", html("<p>Retention is 30 days.</p>"))
+    config = make_config(f"sources:\n  p:\n    url: {site.url('/p')}\n")
+    check(config)
+    site.page("/p", "<html><body><script>app()</script></body></html>")
+    summary = check(config)
+    assert (summary.sources[0].status, summary.sources[0].outcome) == ("failed", "empty")
+    assert store.fetch_history("p")[0]["outcome"] == "empty"
+    assert store.latest_version("p").seq == 1

@@ -106,20 +106,12 @@ def resolve_targets(config: Config, ids: Iterable[str]) -> list[str]:
     return chosen
 
 
-def run_check(
-    config: Config,
-    store: Store,
-    source_ids: Iterable[str] | None = None,
-    *,
-    trigger: str = "check",
-    clock: Callable[[], datetime] = utc_now,
-    transport: httpx.AsyncBaseTransport | None = None,
-    progress: Callable[[SourceReport], None] | None = None,
-) -> RunSummary:
-    """Check ``source_ids`` (default: the sources that are due) and return what happened."""
-    return asyncio.run(
-        check_async(config, store, source_ids, trigger=trigger, clock=clock, transport=transport, progress=progress)
-    )
+def run_check(config: Config, store: Store, source_ids: Iterable[str] | None = None, **options) -> RunSummary:
+    """Check ``source_ids`` (default: the sources that are due) and return what happened.
+
+    The options are those of :func:`check_async`.
+    """
+    return asyncio.run(check_async(config, store, source_ids, **options))
 
 
 async def check_async(
@@ -132,6 +124,11 @@ async def check_async(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Callable[[SourceReport], None] | None = None,
 ) -> RunSummary:
+    """Check ``source_ids`` (default: the due ones): fetch, store, diff and flag, one source at a time.
+
+    ``trigger`` names what started the run; ``clock`` gives the time (tests move
+    it); ``transport`` replaces the network; ``progress`` hears about each source.
+    """
     started = clock()
     store.sync_sources(config.sources)
     ids = list(source_ids) if source_ids is not None else due_sources(config, store, started)
@@ -242,6 +239,7 @@ class _Run:
             "consecutive_failures": 0, "failing_since": None, "error_flagged": 0,
             "last_outcome": result.outcome, "last_error": None,
             "last_checked_at": timestamp(now), "last_success_at": timestamp(now),
+            "selector_missing_since": None,
         }
         moved_to = result.moved_to
         if moved_to and moved_to != state.moved_to:
@@ -283,9 +281,9 @@ class _Run:
                 )
             updates["selector_missing_since"] = state.selector_missing_since or timestamp(now)
             return self._finish(source, updates, "selector_missing", result, None, raised, state)
-        updates["selector_missing_since"] = None
         if not extraction.text:
             # A page with no text at all is a broken page, never "everything was deleted".
+            self.store.update_fetch(fetch_id, outcome="empty", error="the page has no text")
             return self._failed(source, state, "empty", "the page has no text", result.status, fetch_id, now)
 
         if latest is not None and latest.text == extraction.text:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,10 @@ class _Group(click.Group):
             raise _Failure(str(exc), 1) from None
         except KeyboardInterrupt:
             raise _Failure("interrupted", 130) from None
+        except BrokenPipeError:
+            # The reader went away (`watcher flags | head`): stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
         except Exception as exc:
             if ctx.params.get("debug"):
                 raise

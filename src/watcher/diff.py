@@ -120,14 +120,16 @@ def count_words(diffs: Iterable[tuple[int, str]]) -> tuple[int, int]:
     return added, removed
 
 
-def render_markers(diffs: Iterable[tuple[int, str]]) -> str:
-    """Plain-text rendering: ``[-deleted-]{+inserted+}``, as ``git diff --word-diff`` does."""
+def render_markers(
+    diffs: Iterable[tuple[int, str]], deleted: str = "[-{}-]", inserted: str = "{{+{}+}}"
+) -> str:
+    """Render a diff with markers; by default ``[-deleted-]{+inserted+}``, as ``git diff --word-diff`` does."""
     parts = []
     for op, text in diffs:
         if op == DELETE:
-            parts.append(f"[-{text}-]")
+            parts.append(deleted.format(text))
         elif op == INSERT:
-            parts.append(f"{{+{text}+}}")
+            parts.append(inserted.format(text))
         else:
             parts.append(text)
     return "".join(parts)

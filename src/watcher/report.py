@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from .config import Config
-from .diff import DELETE, INSERT, render_markers, word_diff
+from .diff import render_markers, word_diff
 from .evidence import REASONS
 from .store import Store, timestamp
 
@@ -221,15 +221,7 @@ def _render_sections_text(report: dict[str, Any], out: list[str]) -> None:
 
 
 def _md_marked(old: str, new: str) -> str:
-    parts = []
-    for op, text in word_diff(old, new):
-        if op == DELETE:
-            parts.append(f"~~{text}~~")
-        elif op == INSERT:
-            parts.append(f"**{text}**")
-        else:
-            parts.append(text)
-    return "".join(parts)
+    return render_markers(word_diff(old, new), deleted="~~{}~~", inserted="**{}**")
 
 
 def _md_quote(text: str) -> str:
