@@ -15,6 +15,10 @@ Outcomes:
 - ``connection_error``  DNS, refused, reset, TLS, protocol errors
 - ``too_large``      the body is larger than ``max_size``
 - ``redirect_loop``, ``too_many_redirects``, ``bad_redirect`` (a Location that is not http(s))
+
+Sources with ``fetch: browser`` are rendered by :mod:`watcher.render` inside
+the same politeness limits, with two more outcomes: ``browser_error`` (the
+browser crashed mid-render) and ``browser_unavailable`` (no browser this run).
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from .config import Settings, Source
 from .politeness import HostSlots, parse_retry_after, retry_delay
+
+if TYPE_CHECKING:
+    from .render import Renderer
 
 MAX_REDIRECTS = 10
 SUCCESS_OUTCOMES = frozenset({"ok", "not_modified"})
@@ -79,6 +86,7 @@ class FetchResult:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     error: str | None = None
+    fetcher: str = "http"
 
     @property
     def succeeded(self) -> bool:
@@ -117,7 +125,9 @@ class _Failure(Exception):
 
 
 @dataclass
-class _Attempt:
+class Attempt:
+    """One try at a URL, by HTTP or in the browser; the last one becomes the FetchResult."""
+
     outcome: str
     status: int | None = None
     final_url: str | None = None
@@ -131,12 +141,15 @@ class Fetcher:
     """An async context manager holding one HTTP client for a run.
 
     ``transport`` replaces the network (tests use ``httpx.MockTransport`` for
-    faults a real server cannot produce).
+    faults a real server cannot produce); ``renderer`` renders the sources
+    that need a browser (without one, they fail as ``browser_unavailable``).
     """
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None,
+                 renderer: Renderer | None = None):
         self.settings = settings
         self._transport = transport
+        self._renderer = renderer
         self._client: httpx.AsyncClient | None = None
         self._slots = HostSlots(settings.per_host, settings.host_delay)
         self._in_flight = asyncio.Semaphore(settings.concurrency)
@@ -164,7 +177,10 @@ class Fetcher:
         attempt_number = 0
         while True:
             attempt_number += 1
-            attempt = await self._attempt(source.url, validators)
+            if source.fetch == "browser":
+                attempt = await self._render(source)
+            else:
+                attempt = await self._attempt(source.url, validators)
             delay = retry_delay(
                 attempt_number,
                 attempt.outcome,
@@ -189,6 +205,7 @@ class Fetcher:
             headers=attempt.headers,
             body=attempt.body,
             error=attempt.error,
+            fetcher=source.fetch,
         )
 
     async def fetch_all(self, sources: Iterable[tuple[Source, Validators]]):
@@ -202,7 +219,7 @@ class Fetcher:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _attempt(self, url: str, validators: Validators) -> _Attempt:
+    async def _attempt(self, url: str, validators: Validators) -> Attempt:
         """One try: follow redirects by hand, each hop inside its host's slot and a deadline."""
         redirects: list[Redirect] = []
         seen = {url}
@@ -229,21 +246,29 @@ class Fetcher:
                 seen.add(target)
                 current = target
         except _Failure as failure:
-            return _Attempt(failure.outcome, redirects=redirects, final_url=current, error=str(failure))
+            return Attempt(failure.outcome, redirects=redirects, final_url=current, error=str(failure))
         except (TimeoutError, httpx.TimeoutException) as exc:
-            return _Attempt("timeout", redirects=redirects, final_url=current,
+            return Attempt("timeout", redirects=redirects, final_url=current,
                             error=f"no complete answer within {self.settings.timeout:g}s ({type(exc).__name__})")
         except httpx.HTTPError as exc:
-            return _Attempt("connection_error", redirects=redirects, final_url=current,
+            return Attempt("connection_error", redirects=redirects, final_url=current,
                             error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
-    async def _request(self, url: str, validators: Validators) -> _Attempt:
+    async def _render(self, source: Source) -> Attempt:
+        """One try in the browser: a browser slot, then the same host slot and global limit as HTTP."""
+        if self._renderer is None:
+            return Attempt("browser_unavailable", error="this fetcher was started without a browser")
+        host = urlsplit(source.url).hostname or ""
+        async with self._renderer.capacity, self._slots.slot(host), self._in_flight:
+            return await self._renderer.render(source.url, source.wait_for)
+
+    async def _request(self, url: str, validators: Validators) -> Attempt:
         assert self._client is not None
         async with self._client.stream("GET", url, headers=validators.headers()) as response:
             headers = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
             outcome = classify_status(response.status_code)
             if outcome != "ok":
-                return _Attempt(outcome, status=response.status_code, headers=headers,
+                return Attempt(outcome, status=response.status_code, headers=headers,
                                 error=None if outcome == "not_modified" else f"HTTP {response.status_code}")
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.settings.max_size:
@@ -255,4 +280,4 @@ class Fetcher:
                 if received > self.settings.max_size:
                     raise _Failure("too_large", f"body is over the {self.settings.max_size}-byte cap")
                 chunks.append(chunk)
-            return _Attempt("ok", status=response.status_code, headers=headers, body=b"".join(chunks))
+            return Attempt("ok", status=response.status_code, headers=headers, body=b"".join(chunks))
