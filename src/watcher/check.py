@@ -17,6 +17,7 @@ import httpx
 
 from .config import Config, Record, Source
 from .diff import Comparison, count_words, word_diff
+from .documents import Unreadable, read_document
 from .errors import UsageError
 from .evidence import (
     SELECTOR_MISSING,
@@ -28,7 +29,6 @@ from .evidence import (
     review_due,
     source_events,
 )
-from .documents import Unreadable, read_document
 from .extract import EXTRACTOR_VERSION
 from .fetch import Fetcher, FetchResult, Validators
 from .passages import TextIndex

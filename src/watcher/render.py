@@ -15,6 +15,7 @@ be started at all is ``browser_unavailable`` for the rest of the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from .browser import BrowserUnavailable, launch_options
@@ -147,10 +148,8 @@ class Renderer:
         playwright, self._playwright = self._playwright, None
         if playwright is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # the driver is gone already: nothing is left to close
             await asyncio.wait_for(playwright.stop(), CLOSE_TIMEOUT)
-        except Exception:
-            pass  # the driver is gone already; nothing is left to close
 
     async def close(self) -> None:
         """Close the browser and Playwright's driver; safe to call twice, and after a crash."""
