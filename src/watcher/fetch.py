@@ -17,8 +17,9 @@ Outcomes:
 - ``redirect_loop``, ``too_many_redirects``, ``bad_redirect`` (a Location that is not http(s))
 
 Sources with ``fetch: browser`` are rendered by :mod:`watcher.render` inside
-the same politeness limits, with two more outcomes: ``browser_error`` (the
-browser crashed mid-render) and ``browser_unavailable`` (no browser this run).
+the same politeness limits, with three more outcomes: ``browser_error`` (the
+browser crashed mid-render), ``browser_unavailable`` (no browser this run) and
+``not_a_page`` (the address serves a document, such as a PDF, not a web page).
 """
 
 from __future__ import annotations

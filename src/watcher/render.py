@@ -76,6 +76,12 @@ class Renderer:
                 if outcome != "ok":
                     return Attempt(outcome, status=response.status, final_url=final_url, redirects=redirects,
                                    error=f"HTTP {response.status}")
+                declared = response.headers.get("content-type", "")
+                if not _is_markup(declared):
+                    # Chromium shows a PDF in its viewer, whose DOM is not the document.
+                    return Attempt("not_a_page", status=response.status, final_url=final_url, redirects=redirects,
+                                   error=f"the address serves {declared.split(';')[0]}, not a web page: "
+                                         "documents are read with the default `fetch: http`")
                 if wait_for:
                     step = f"waiting for {wait_for!r} to appear"
                     await page.wait_for_selector(wait_for, state="visible")
@@ -155,6 +161,12 @@ class Renderer:
         """Close the browser and Playwright's driver; safe to call twice, and after a crash."""
         await self._discard_browser()
         await self._stop_playwright()
+
+
+def _is_markup(content_type: str) -> bool:
+    """Whether the browser renders a DOM from this type (a missing type is sniffed as HTML)."""
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type in ("", "text/html", "application/xhtml+xml")
 
 
 def _first_line(exc: BaseException) -> str:
