@@ -24,6 +24,7 @@ from werkzeug import Response
 
 from conftest import Site
 from watcher.browser import find_chromium
+from watcher.config import load_config
 
 
 def _browser_missing() -> str | None:
@@ -110,10 +111,7 @@ def test_pages_built_by_javascript_are_rendered_extracted_and_judged(site, write
     site.page("/subprocessors", API_PAGE)
     serve_json(site, "/api/subprocessors.json",
                {"subprocessors": ["Google Cloud", "Cloudflare"], "retention": "Prompts are deleted after 30 days."})
-    config_path = write_config(CONFIG.format(trust=site.url("/trust"), api=site.url("/subprocessors")))
-    from watcher.config import load_config
-
-    config = load_config(config_path)
+    config = load_config(write_config(CONFIG.format(trust=site.url("/trust"), api=site.url("/subprocessors"))))
     summary = check(config)
     assert {s.source_id: (s.status, s.outcome) for s in summary.sources} == {
         "trust": ("new", "ok"), "subprocessors": ("new", "ok")}

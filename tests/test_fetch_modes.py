@@ -5,18 +5,19 @@ None of these tests starts a real browser (tests/test_browser.py does).
 
 from __future__ import annotations
 
-import os
 import stat
 import textwrap
 
 import pytest
 import sqlite_utils
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import html
-from watcher.appshell import detect_app_shell
+from watcher.appshell import SHELL_MAX_WORDS, detect_app_shell
 from watcher.cli import cli
-from watcher.config import parse_config
+from watcher.config import load_config, parse_config
 from watcher.errors import ConfigError
 from watcher.store import Store, migrations
 
@@ -101,6 +102,15 @@ def test_pages_with_content_or_without_an_application_are_not_shells(name):
     assert detect_app_shell(PAGES[name]) is None
 
 
+@settings(max_examples=50)
+@given(shell=st.sampled_from(sorted(SHELLS)), words=st.lists(st.sampled_from(["SOC", "2", "audit", "data", "é"]),
+                                                              min_size=SHELL_MAX_WORDS + 1, max_size=40))
+def test_a_shell_with_more_than_a_few_words_of_content_is_a_page(shell, words):
+    """Whatever scripts and mount points a page has, enough text makes it a page (no false needs_browser)."""
+    page = SHELLS[shell].replace("</body>", f"<main><p>{' '.join(words)}</p></main></body>")
+    assert detect_app_shell(page) is None
+
+
 SHELL_CONFIG = """
 sources:
   trust:
@@ -119,8 +129,6 @@ def test_a_shell_is_needs_browser_records_no_change_and_validate_suggests_the_br
         site, write_config, check, store, db_path):
     site.page("/trust", html("<h1>Trust</h1><p>Acme undergoes an annual SOC 2 Type II audit.</p>"))
     config_path = write_config(SHELL_CONFIG.format(url=site.url("/trust")))
-    from watcher.config import load_config
-
     config = load_config(config_path)
     check(config)
     site.page("/trust", SHELLS["react"])  # the vendor moved its trust center to a single-page app
@@ -170,7 +178,6 @@ sources:
     assert site.hits("/app") == 0
     assert {r["source_id"]: r["fetcher"] for r in store.rows("SELECT source_id, fetcher FROM fetches")} == {
         "app": "browser", "policy": "http"}
-    assert os.environ["WATCHER_CHROMIUM"] == str(broken)
 
 
 def test_a_database_from_before_fetchers_were_recorded_says_http(db_path):

@@ -126,7 +126,7 @@ class _Failure(Exception):
 
 
 @dataclass
-class Attempt:
+class _Attempt:
     """One try at a URL, by HTTP or in the browser; the last one becomes the FetchResult."""
 
     outcome: str
@@ -220,7 +220,7 @@ class Fetcher:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _attempt(self, url: str, validators: Validators) -> Attempt:
+    async def _attempt(self, url: str, validators: Validators) -> _Attempt:
         """One try: follow redirects by hand, each hop inside its host's slot and a deadline."""
         redirects: list[Redirect] = []
         seen = {url}
@@ -247,29 +247,29 @@ class Fetcher:
                 seen.add(target)
                 current = target
         except _Failure as failure:
-            return Attempt(failure.outcome, redirects=redirects, final_url=current, error=str(failure))
+            return _Attempt(failure.outcome, redirects=redirects, final_url=current, error=str(failure))
         except (TimeoutError, httpx.TimeoutException) as exc:
-            return Attempt("timeout", redirects=redirects, final_url=current,
+            return _Attempt("timeout", redirects=redirects, final_url=current,
                             error=f"no complete answer within {self.settings.timeout:g}s ({type(exc).__name__})")
         except httpx.HTTPError as exc:
-            return Attempt("connection_error", redirects=redirects, final_url=current,
+            return _Attempt("connection_error", redirects=redirects, final_url=current,
                             error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
-    async def _render(self, source: Source) -> Attempt:
+    async def _render(self, source: Source) -> _Attempt:
         """One try in the browser: a browser slot, then the same host slot and global limit as HTTP."""
         if self._renderer is None:
-            return Attempt("browser_unavailable", error="this fetcher was started without a browser")
+            return _Attempt("browser_unavailable", error="this fetcher was started without a browser")
         host = urlsplit(source.url).hostname or ""
         async with self._renderer.capacity, self._slots.slot(host), self._in_flight:
             return await self._renderer.render(source.url, source.wait_for)
 
-    async def _request(self, url: str, validators: Validators) -> Attempt:
+    async def _request(self, url: str, validators: Validators) -> _Attempt:
         assert self._client is not None
         async with self._client.stream("GET", url, headers=validators.headers()) as response:
             headers = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
             outcome = classify_status(response.status_code)
             if outcome != "ok":
-                return Attempt(outcome, status=response.status_code, headers=headers,
+                return _Attempt(outcome, status=response.status_code, headers=headers,
                                 error=None if outcome == "not_modified" else f"HTTP {response.status_code}")
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.settings.max_size:
@@ -281,4 +281,4 @@ class Fetcher:
                 if received > self.settings.max_size:
                     raise _Failure("too_large", f"body is over the {self.settings.max_size}-byte cap")
                 chunks.append(chunk)
-            return Attempt("ok", status=response.status_code, headers=headers, body=b"".join(chunks))
+            return _Attempt("ok", status=response.status_code, headers=headers, body=b"".join(chunks))

@@ -5,11 +5,12 @@ A :class:`Renderer` belongs to one check run. It starts the system's Chromium
 page in a fresh browser context (no cookies or storage shared between
 sources), and always closes the browser when the run ends, however it ends.
 
-Like an HTTP fetch, a render never raises: it returns an :class:`Attempt`
-whose outcome says what happened. A page that does not settle in time is a
-``timeout``; a browser that crashes is ``browser_error`` (the next render
-starts a fresh one, so the retry policy can try again); a browser that cannot
-be started at all is ``browser_unavailable`` for the rest of the run.
+Like an HTTP fetch, a render never raises: it returns one attempt of the
+fetch (``watcher.fetch._Attempt``, private to the fetching layer this module
+belongs to), whose outcome says what happened. A page that does not settle in
+time is a ``timeout``; a browser that crashes is ``browser_error`` (the next
+render starts a fresh one, so the retry policy can try again); a browser that
+cannot be started at all is ``browser_unavailable`` for the rest of the run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from .browser import BrowserUnavailable, launch_options
 from .config import Settings
-from .fetch import Attempt, Redirect, classify_status
+from .fetch import Redirect, _Attempt, classify_status
 
 #: Seconds allowed to close a page or the browser before it is abandoned as hung.
 CLOSE_TIMEOUT = 10.0
@@ -47,11 +48,11 @@ class Renderer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def render(self, url: str, wait_for: str | None = None) -> Attempt:
+    async def render(self, url: str, wait_for: str | None = None) -> _Attempt:
         """Load ``url``, wait for network idle (or for ``wait_for`` to be visible), return the DOM as HTML."""
         browser = await self._ready_browser()
         if browser is None:
-            return Attempt("browser_unavailable", final_url=url, error=self._unavailable)
+            return _Attempt("browser_unavailable", final_url=url, error=self._unavailable)
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -69,17 +70,17 @@ class Renderer:
                 step = "loading the page" if wait_for else "waiting for the page to load and the network to go idle"
                 response = await page.goto(url, wait_until="domcontentloaded" if wait_for else "networkidle")
                 if response is None:
-                    return Attempt("browser_error", final_url=url, error="the browser loaded no document")
+                    return _Attempt("browser_error", final_url=url, error="the browser loaded no document")
                 redirects = await _redirect_chain(response)
                 final_url = response.url
                 outcome = classify_status(response.status)
                 if outcome != "ok":
-                    return Attempt(outcome, status=response.status, final_url=final_url, redirects=redirects,
+                    return _Attempt(outcome, status=response.status, final_url=final_url, redirects=redirects,
                                    error=f"HTTP {response.status}")
                 declared = response.headers.get("content-type", "")
                 if not _is_markup(declared):
                     # Chromium shows a PDF in its viewer, whose DOM is not the document.
-                    return Attempt("not_a_page", status=response.status, final_url=final_url, redirects=redirects,
+                    return _Attempt("not_a_page", status=response.status, final_url=final_url, redirects=redirects,
                                    error=f"the address serves {declared.split(';')[0]}, not a web page: "
                                          "documents are read with the default `fetch: http`")
                 if wait_for:
@@ -90,22 +91,22 @@ class Renderer:
             if not browser.is_connected():
                 return _crashed(exc, step, url)
             hint = "" if wait_for else "; set `wait_for` to a selector of the content"
-            return Attempt("timeout", final_url=url,
+            return _Attempt("timeout", final_url=url,
                            error=f"no rendered page within {timeout:g}s ({step}){hint}")
         except PlaywrightError as exc:
             if not browser.is_connected():
                 return _crashed(exc, step, url)
             message = _first_line(exc)
             if "net::ERR_" in message:
-                return Attempt("connection_error", final_url=url, error=message)
-            return Attempt("browser_error", final_url=url, error=f"{step}: {message}")
+                return _Attempt("connection_error", final_url=url, error=message)
+            return _Attempt("browser_error", final_url=url, error=f"{step}: {message}")
         finally:
             if context is not None:
                 await self._close_context(context, browser)
         if len(body) > self.settings.max_size:
-            return Attempt("too_large", status=response.status, final_url=final_url, redirects=redirects,
+            return _Attempt("too_large", status=response.status, final_url=final_url, redirects=redirects,
                            error=f"the rendered page is over the {self.settings.max_size}-byte cap")
-        return Attempt("ok", status=response.status, final_url=final_url, redirects=redirects,
+        return _Attempt("ok", status=response.status, final_url=final_url, redirects=redirects,
                        headers={"content-type": RENDERED_CONTENT_TYPE}, body=body)
 
     async def _ready_browser(self) -> Any:
@@ -175,8 +176,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _crashed(exc: BaseException, step: str, url: str) -> Attempt:
-    return Attempt("browser_error", final_url=url, error=f"the browser crashed while {step}: {_first_line(exc)}")
+def _crashed(exc: BaseException, step: str, url: str) -> _Attempt:
+    return _Attempt("browser_error", final_url=url, error=f"the browser crashed while {step}: {_first_line(exc)}")
 
 
 async def _skip_unneeded(route: Any) -> None:
