@@ -17,6 +17,7 @@ import httpx
 
 from .config import Config, Record, Source
 from .diff import Comparison, count_words, word_diff
+from .documents import Unreadable, read_document
 from .errors import UsageError
 from .evidence import (
     SELECTOR_MISSING,
@@ -28,9 +29,10 @@ from .evidence import (
     review_due,
     source_events,
 )
-from .extract import EXTRACTOR_VERSION, decode_html, extract
+from .extract import EXTRACTOR_VERSION
 from .fetch import Fetcher, FetchResult, Validators
 from .passages import TextIndex
+from .render import Renderer
 from .store import SourceState, Store, Version, parse_timestamp, timestamp, utc_now
 
 #: Failed checks in a row before a transient failure flags the citing records.
@@ -136,11 +138,12 @@ async def check_async(
     summary = RunSummary(run.run_id, started)
     status = "interrupted"
     try:
-        groups = _group_by_url(config.sources[i] for i in ids)
+        groups = {group[0].id: group for group in _group_by_request(config.sources[i] for i in ids)}
         requests = [(group[0], run.validators(group)) for group in groups.values()]
-        async with Fetcher(config.settings, transport=transport) as fetcher:
+        async with Renderer(config.settings) as renderer, \
+                Fetcher(config.settings, transport=transport, renderer=renderer) as fetcher:
             async for result in fetcher.fetch_all(requests):
-                for source in groups[result.url]:
+                for source in groups[result.source_id]:
                     report = run.record(source, result)
                     summary.sources.append(report)
                     if progress is not None:
@@ -153,12 +156,12 @@ async def check_async(
     return summary
 
 
-def _group_by_url(sources: Iterable[Source]) -> dict[str, list[Source]]:
-    """Sources that watch different parts of one page share one fetch of it."""
-    groups: dict[str, list[Source]] = {}
+def _group_by_request(sources: Iterable[Source]) -> list[list[Source]]:
+    """Sources that watch different parts of one page, fetched the same way, share one fetch of it."""
+    groups: dict[tuple[str, str, str | None], list[Source]] = {}
     for source in sources:
-        groups.setdefault(source.url, []).append(source)
-    return groups
+        groups.setdefault((source.url, source.fetch, source.wait_for), []).append(source)
+    return list(groups.values())
 
 
 class _Run:
@@ -199,6 +202,7 @@ class _Run:
                     "headers": json.dumps(result.headers, sort_keys=True) if result.headers else None,
                     "error": result.error,
                     "recovered": int(result.succeeded and state.consecutive_failures > 0),
+                    "fetcher": result.fetcher,
                 }
             )
             if not result.succeeded:
@@ -271,7 +275,12 @@ class _Run:
             self.store.update_fetch(fetch_id, version_id=latest.id)
             return self._finish(source, updates, "unchanged", result, latest.seq, raised, state)
 
-        extraction = extract(decode_html(body, content_type), source.select, source.remove)
+        extraction = read_document(body, content_type, source, result.fetcher)
+        if isinstance(extraction, Unreadable):
+            # A body without watched text (an empty page, an application shell, a scanned PDF) is a failed
+            # fetch, never "everything was deleted".
+            self.store.update_fetch(fetch_id, outcome=extraction.outcome, error=extraction.error)
+            return self._failed(source, state, extraction.outcome, extraction.error, result.status, fetch_id, now)
         if extraction.selector_missing:
             if not state.selector_missing_since:
                 raised += self._raise(
@@ -281,16 +290,18 @@ class _Run:
                 )
             updates["selector_missing_since"] = state.selector_missing_since or timestamp(now)
             return self._finish(source, updates, "selector_missing", result, None, raised, state)
-        if not extraction.text:
-            # A page with no text at all is a broken page, never "everything was deleted".
-            self.store.update_fetch(fetch_id, outcome="empty", error="the page has no text")
-            return self._failed(source, state, "empty", "the page has no text", result.status, fetch_id, now)
 
         if latest is not None and latest.text == extraction.text:
+            if latest.fetcher != result.fetcher:
+                # The same text by another fetcher (a source switched to or from the browser): a technical
+                # version that records the new fetcher and flags nothing.
+                latest = self.store.add_version(source.id, extraction.text, digest, EXTRACTOR_VERSION, rules,
+                                                "refetch", now, fetcher=result.fetcher)
             self.store.update_fetch(fetch_id, version_id=latest.id)
             return self._finish(source, updates, "unchanged", result, latest.seq, raised, state)
 
-        version = self.store.add_version(source.id, extraction.text, digest, EXTRACTOR_VERSION, rules, "fetch", now)
+        version = self.store.add_version(source.id, extraction.text, digest, EXTRACTOR_VERSION, rules, "fetch", now,
+                                         fetcher=result.fetcher)
         self.store.update_fetch(fetch_id, version_id=version.id)
         raised += self._judge(source, latest, version, now, fetch_id)
         return self._finish(source, updates, "new" if latest is None else "changed", result, version.seq, raised, state)
@@ -307,11 +318,12 @@ class _Run:
         if stored is None:
             return latest
         body, content_type = stored
-        extraction = extract(decode_html(body, content_type), source.select, source.remove)
-        if extraction.selector_missing or not extraction.text:
+        extraction = read_document(body, content_type, source, latest.fetcher)
+        if isinstance(extraction, Unreadable) or extraction.selector_missing:
             return latest
         version = self.store.add_version(
-            source.id, extraction.text, latest.snapshot_sha256, EXTRACTOR_VERSION, rules, "reextract", now
+            source.id, extraction.text, latest.snapshot_sha256, EXTRACTOR_VERSION, rules, "reextract", now,
+            fetcher=latest.fetcher,
         )
         if extraction.text != latest.text:
             self._add_change(source, latest, version, now, kind="technical")

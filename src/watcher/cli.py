@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .appshell import browser_suggestions
 from .check import resolve_targets, run_check
 from .config import Config, load_config
 from .diff import render_markers, word_diff
@@ -246,6 +247,8 @@ def history(obj: _Context, source_id: str, limit: int) -> None:
     click.echo(f"{source_id}: {len(versions)} text version(s)")
     for version in reversed(versions):
         origin = "" if version["origin"] == "fetch" else f" ({version['origin']})"
+        if version["fetcher"] != "http":
+            origin += f" via {version['fetcher']}"
         click.echo(f"  v{version['seq']:<4} {version['created_at']}  {version['chars']} chars  "
                    f"text {version['text_sha256'][:12]}{origin}")
     click.echo("fetches:")
@@ -254,6 +257,8 @@ def history(obj: _Context, source_id: str, limit: int) -> None:
         note = ""
         if fetch["version_seq"]:
             note = f" -> v{fetch['version_seq']}"
+        if fetch["fetcher"] != "http":
+            note += f" via {fetch['fetcher']}"
         if fetch["recovered"]:
             note += " (recovered)"
         if fetch["error"] and fetch["outcome"] not in ("ok", "not_modified"):
@@ -296,6 +301,8 @@ def diff(obj: _Context, source_id: str, from_seq: int | None, to_seq: int | None
 def validate(obj: _Context) -> None:
     """Check the config without fetching anything; warn about quotes re-anchored to other wording.
 
+    With a database, also suggest `fetch: browser` for sources whose last check got an application shell.
+
     \b
     Example:
         watcher --config sources.yaml validate
@@ -308,7 +315,8 @@ def validate(obj: _Context) -> None:
         f"{len(records)} record(s), {cites} cite(s))"
     )
     if Path(obj.db_path).exists():
-        for warning in anchor_warnings(config, obj.store(create=False)):
+        store = obj.store(create=False)
+        for warning in anchor_warnings(config, store) + browser_suggestions(config, store.source_states()):
             click.echo(f"warning: {warning}")
 
 

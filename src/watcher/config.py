@@ -30,6 +30,8 @@ _SIZE_UNITS = {
     "kib": 1024, "mib": 1024**2, "gib": 1024**3,
 }
 DEFAULT_EVERY = 86400.0
+#: How a source is fetched: a plain HTTP request, or rendered in headless Chromium.
+FETCHERS = ("http", "browser")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Settings:
     backoff: float = 1.0
     max_size: int = 10 * 1000 * 1000
     max_retry_after: float = 120.0
+    browser_concurrency: int = 2
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Source:
     select: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     every: float = DEFAULT_EVERY
+    fetch: str = "http"
+    wait_for: str | None = None  # browser only: render until this CSS selector is visible
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,12 @@ class _Reader:
             )
         return name
 
+    def choice(self, node: yaml.Node, key: str, options: tuple[str, ...]) -> str:
+        value = self.string(node, key)
+        if value not in options:
+            raise self.fail(node, key, f"expected one of: {', '.join(options)}; got {value!r}")
+        return value
+
     def selectors(self, node: yaml.Node, key: str) -> tuple[str, ...]:
         items = self.strings(node, key)
         for item in items:
@@ -291,6 +302,11 @@ class _Reader:
             except ValueError as exc:
                 raise self.fail(node, key, str(exc)) from None
         return items
+
+    def selector(self, node: yaml.Node, key: str) -> str:
+        if isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, key, "expected one CSS selector, got a list")
+        return self.selectors(node, key)[0]
 
 
 def _kind(node: yaml.Node | None) -> str:
@@ -325,6 +341,7 @@ def _settings(r: _Reader, node: yaml.Node, key: str) -> Settings:
             "backoff": lambda n, k: r.duration(n, k, positive=False),
             "max_size": lambda n, k: r.converted(n, k, parse_size),
             "max_retry_after": lambda n, k: r.duration(n, k, positive=False),
+            "browser_concurrency": lambda n, k: r.integer(n, k, 1),
         },
     )
     return Settings(**values)  # type: ignore[arg-type]
@@ -343,9 +360,15 @@ def _sources(r: _Reader, node: yaml.Node, key: str) -> dict[str, Source]:
                 "select": r.selectors,
                 "remove": r.selectors,
                 "every": r.duration,
+                "fetch": lambda n, k: r.choice(n, k, FETCHERS),
+                "wait_for": r.selector,
             },
             required=("url",),
         )
+        if "wait_for" in values and values.get("fetch") != "browser":
+            wait_node = next(v for k, v in value_node.value if k.value == "wait_for")
+            raise r.fail(wait_node, _join(path, "wait_for"),
+                         "needs `fetch: browser` (a plain HTTP fetch runs no scripts to wait for)")
         sources[name] = Source(id=name, **values)  # type: ignore[arg-type]
     return sources
 

@@ -15,6 +15,11 @@ Outcomes:
 - ``connection_error``  DNS, refused, reset, TLS, protocol errors
 - ``too_large``      the body is larger than ``max_size``
 - ``redirect_loop``, ``too_many_redirects``, ``bad_redirect`` (a Location that is not http(s))
+
+Sources with ``fetch: browser`` are rendered by :mod:`watcher.render` inside
+the same politeness limits, with three more outcomes: ``browser_error`` (the
+browser crashed mid-render), ``browser_unavailable`` (no browser this run) and
+``not_a_page`` (the address serves a document, such as a PDF, not a web page).
 """
 
 from __future__ import annotations
@@ -23,13 +28,16 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from .config import Settings, Source
 from .politeness import HostSlots, parse_retry_after, retry_delay
+
+if TYPE_CHECKING:
+    from .render import Renderer
 
 MAX_REDIRECTS = 10
 SUCCESS_OUTCOMES = frozenset({"ok", "not_modified"})
@@ -79,6 +87,7 @@ class FetchResult:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     error: str | None = None
+    fetcher: str = "http"
 
     @property
     def succeeded(self) -> bool:
@@ -118,6 +127,8 @@ class _Failure(Exception):
 
 @dataclass
 class _Attempt:
+    """One try at a URL, by HTTP or in the browser; the last one becomes the FetchResult."""
+
     outcome: str
     status: int | None = None
     final_url: str | None = None
@@ -131,12 +142,15 @@ class Fetcher:
     """An async context manager holding one HTTP client for a run.
 
     ``transport`` replaces the network (tests use ``httpx.MockTransport`` for
-    faults a real server cannot produce).
+    faults a real server cannot produce); ``renderer`` renders the sources
+    that need a browser (without one, they fail as ``browser_unavailable``).
     """
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None,
+                 renderer: Renderer | None = None):
         self.settings = settings
         self._transport = transport
+        self._renderer = renderer
         self._client: httpx.AsyncClient | None = None
         self._slots = HostSlots(settings.per_host, settings.host_delay)
         self._in_flight = asyncio.Semaphore(settings.concurrency)
@@ -164,7 +178,10 @@ class Fetcher:
         attempt_number = 0
         while True:
             attempt_number += 1
-            attempt = await self._attempt(source.url, validators)
+            if source.fetch == "browser":
+                attempt = await self._render(source)
+            else:
+                attempt = await self._attempt(source.url, validators)
             delay = retry_delay(
                 attempt_number,
                 attempt.outcome,
@@ -189,6 +206,7 @@ class Fetcher:
             headers=attempt.headers,
             body=attempt.body,
             error=attempt.error,
+            fetcher=source.fetch,
         )
 
     async def fetch_all(self, sources: Iterable[tuple[Source, Validators]]):
@@ -236,6 +254,14 @@ class Fetcher:
         except httpx.HTTPError as exc:
             return _Attempt("connection_error", redirects=redirects, final_url=current,
                             error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+    async def _render(self, source: Source) -> _Attempt:
+        """One try in the browser: a browser slot, then the same host slot and global limit as HTTP."""
+        if self._renderer is None:
+            return _Attempt("browser_unavailable", error="this fetcher was started without a browser")
+        host = urlsplit(source.url).hostname or ""
+        async with self._renderer.capacity, self._slots.slot(host), self._in_flight:
+            return await self._renderer.render(source.url, source.wait_for)
 
     async def _request(self, url: str, validators: Validators) -> _Attempt:
         assert self._client is not None

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import AsyncIterator, Callable
 
-#: Outcomes worth another try: the server or the network may do better soon.
-TRANSIENT_OUTCOMES = frozenset({"timeout", "connection_error", "server_error", "rate_limited"})
+#: Outcomes worth another try: the server, the network or a relaunched browser may do better soon.
+TRANSIENT_OUTCOMES = frozenset({"timeout", "connection_error", "server_error", "rate_limited", "browser_error"})
 
 
 class HostSlots:

@@ -216,6 +216,17 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_fetcher(db: sqlite_utils.Database) -> None:
+    """Which fetcher made each fetch and each text version: ``http`` (all before this) or ``browser``."""
+    db.executescript(
+        """
+        ALTER TABLE fetches ADD COLUMN fetcher TEXT NOT NULL DEFAULT 'http';
+        ALTER TABLE versions ADD COLUMN fetcher TEXT NOT NULL DEFAULT 'http';
+        """
+    )
+
+
 @dataclass(frozen=True)
 class SourceState:
     """What the store remembers about fetching one source."""
@@ -246,6 +257,7 @@ class Version:
     extractor_version: int
     rules: str
     created_at: str
+    fetcher: str
 
 
 class Store:
@@ -415,6 +427,7 @@ class Store:
         rules: str,
         origin: str,
         now: datetime,
+        fetcher: str = "http",
     ) -> Version:
         encoded = text.encode("utf-8")
         seq_row = self.row("SELECT coalesce(max(seq), 0) + 1 AS seq FROM versions WHERE source_id = ?", [source_id])
@@ -431,17 +444,19 @@ class Store:
             "rules": rules,
             "origin": origin,
             "created_at": timestamp(now),
+            "fetcher": fetcher,
         }
         version_id = self._insert("versions", values)
         return Version(version_id, source_id, seq, text, values["text_sha256"], snapshot_sha256,
-                       extractor_version, rules, values["created_at"])
+                       extractor_version, rules, values["created_at"], fetcher)
 
     def _version(self, row: dict | None) -> Version | None:
         if row is None:
             return None
         text = decompress(row["text"], row["codec"]).decode("utf-8")
         return Version(row["id"], row["source_id"], row["seq"], text, row["text_sha256"],
-                       row["snapshot_sha256"], row["extractor_version"], row["rules"], row["created_at"])
+                       row["snapshot_sha256"], row["extractor_version"], row["rules"], row["created_at"],
+                       row["fetcher"])
 
     def latest_version(self, source_id: str) -> Version | None:
         return self._version(
@@ -457,7 +472,7 @@ class Store:
     def version_list(self, source_id: str) -> list[dict]:
         """Versions of a source without their text, oldest first."""
         return self.rows(
-            """SELECT id, seq, text_sha256, chars, snapshot_sha256, extractor_version, origin, created_at
+            """SELECT id, seq, text_sha256, chars, snapshot_sha256, extractor_version, origin, created_at, fetcher
                FROM versions WHERE source_id = ? ORDER BY seq""",
             [source_id],
         )
