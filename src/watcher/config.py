@@ -501,6 +501,11 @@ def _refuse_secrets(r: _Reader, node: yaml.Node, key: str) -> None:
                              f"an environment variable and name it with {_SECRET_KEYS[name]}")
 
 
+def _key_node(node: yaml.Node, name: str) -> yaml.Node:
+    """The node of key ``name`` in a mapping (for errors about it), or the mapping itself."""
+    return next((k for k, _ in node.value if k.value == name), node) if isinstance(node, yaml.MappingNode) else node
+
+
 def _retry_fields(r: _Reader) -> dict[str, Callable[[yaml.Node, str], object]]:
     return {
         "timeout": r.duration,
@@ -540,8 +545,8 @@ def _email(r: _Reader, node: yaml.Node, key: str) -> EmailChannel:
         required=("host", "from", "to"),
     )
     if ("username_env" in values) != ("password_env" in values):
-        missing = "password_env" if "username_env" in values else "username_env"
-        raise r.fail(node, _join(key, missing), "username_env and password_env go together")
+        given, missing = ("username_env", "password_env") if "username_env" in values else ("password_env", "username_env")
+        raise r.fail(_key_node(node, given), _join(key, missing), f"{given} needs {missing}: they go together")
     values["sender"] = values.pop("from")
     values.setdefault("port", SMTP_DEFAULT_PORTS[str(values.get("tls", "starttls"))])
     return EmailChannel(**values)  # type: ignore[arg-type]
@@ -560,7 +565,7 @@ def _webhook(r: _Reader, node: yaml.Node, key: str) -> WebhookChannel:
         },
     )
     if ("url" in values) == ("url_env" in values):
-        raise r.fail(node, _join(key, "url"), "give exactly one of url and url_env")
+        raise r.fail(_key_node(node, "url_env"), _join(key, "url"), "give exactly one of url and url_env")
     return WebhookChannel(**values)  # type: ignore[arg-type]
 
 

@@ -43,5 +43,6 @@ def configure_logging(fmt: str = "text", stream: TextIO | None = None, level: in
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # APScheduler logs every job start and end at INFO; watcher logs one line per run itself.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # APScheduler logs every job start and end, httpx every request, at INFO; watcher logs one line per run.
+    for chatty in ("apscheduler", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
