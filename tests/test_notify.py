@@ -323,3 +323,37 @@ def test_bad_notify_sections_name_file_line_and_key(tmp_path, section, line, key
         load_config(path)
     assert caught.value.line == line and caught.value.key == key
     assert words in caught.value.message
+
+
+def test_a_scheduled_run_sends_one_digest_for_all_its_pages(site, write_config, db_path):
+    receiver = Receiver(site)
+    site.page("/one", html("<p>Page one.</p>"))
+    site.page("/two", html("<p>Page two.</p>"))
+    config = write_config(f"""
+sources:
+  one:
+    url: {site.url('/one')}
+  two:
+    url: {site.url('/two')}
+offerings:
+  acme:
+    records:
+      first:
+        cites: [{{source: one, quote: A sentence that is not on page one.}}]
+      second:
+        cites: [{{source: two, quote: A sentence that is not on page two.}}]
+notify:
+  webhook:
+    url: {receiver.url}
+""")
+    args = ["--config", str(config), "--db", str(db_path), "schedule", "--once", "--log-format", "json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    [body] = receiver.bodies
+    assert body["run"]["trigger"] == "schedule" and body["records_flagged"] == 2
+    assert sorted(f["record"] for f in body["flags"]) == ["acme/first", "acme/second"]
+    lines = [json.loads(line) for line in result.stderr.splitlines()]  # the test server logs here too
+    assert [line["event"] for line in lines if line["logger"].startswith("watcher")] == ["run", "notification"]
+
+    assert CliRunner().invoke(cli, args).exit_code == 0  # nothing due, nothing new: no message
+    assert len(receiver.bodies) == 1

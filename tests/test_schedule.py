@@ -294,6 +294,11 @@ sources:
     url: {site.url('/fast')}
   slow:
     url: {site.url('/slow')}
+offerings:
+  acme:
+    records:
+      wrong-from-the-start:
+        cites: [{{source: fast, quote: A sentence the fast page never had.}}]
 """
     config = write_config(valid)
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
@@ -334,7 +339,10 @@ sources:
     assert {"started", "reload_failed", "stopping", "stopped"} <= {e.get("event") for e in events}
     with sqlite3.connect(db_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert db.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+        assert db.execute("SELECT status, sources_checked, flags_raised FROM runs").fetchall() == [
+            ("interrupted", 1, 1)]
+        assert db.execute("SELECT record_id, reason FROM flags").fetchall() == [
+            ("acme/wrong-from-the-start", "quote_missing")]
         assert db.execute("SELECT source_id, outcome FROM fetches").fetchall() == [("fast", "ok")]
         assert db.execute("SELECT count(*) FROM versions WHERE source_id = 'slow'").fetchone()[0] == 0
 

@@ -156,6 +156,8 @@ async def check_async(
         status = "finished"
     finally:
         summary.finished_at = clock()
+        if status == "interrupted":  # what the recorded sources raised before the stop still counts
+            summary.flags_raised = sum(s.flags_raised for s in summary.sources)
         store.finish_run(run.run_id, summary.finished_at, summary.counts(), status=status)
     return summary
 

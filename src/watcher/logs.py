@@ -31,15 +31,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(fmt: str = "text", stream: TextIO | None = None, level: int = logging.INFO) -> None:
-    """Send watcher's log lines to ``stream`` (stderr by default) in ``fmt``."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged, as logging's last-resort handler does."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """The stream is always the current stderr."""
+
+
+def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
+    """Send log lines to stderr in ``fmt``; calling it again replaces its handler, and only its own."""
+    handler = _StderrHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
