@@ -227,7 +227,7 @@ def test_a_manual_check_waits_for_a_busy_database_or_says_why_it_cannot(site, wr
 
     monkeypatch.setattr("watcher.store.BUSY_TIMEOUT_SECONDS", 1)
     held = threading.Event()
-    writer = threading.Thread(target=hold_write_lock, args=(2.0, held))
+    writer = threading.Thread(target=hold_write_lock, args=(3.0, held))
     writer.start()
     held.wait(5)
     result = CliRunner().invoke(cli, [*args, "--all"])
