@@ -14,6 +14,8 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from werkzeug import Request, Response
 
 from conftest import html
@@ -21,7 +23,7 @@ from watcher.check import run_check
 from watcher.cli import cli
 from watcher.config import load_config
 from watcher.errors import ConfigError
-from watcher.notify import DIGEST_SCHEMA, notify_pending
+from watcher.notify import DIGEST_SCHEMA, SLACK_TEXT_LIMIT, Digest, notify_pending, slack_text
 from watcher.store import utc_now
 
 POLICY = html("<p>We delete prompts after 30 days.</p><p>Contact privacy@example.org.</p>")
@@ -357,3 +359,14 @@ notify:
 
     assert CliRunner().invoke(cli, args).exit_code == 0  # nothing due, nothing new: no message
     assert len(receiver.bodies) == 1
+
+
+@given(records=st.lists(st.text(min_size=1, max_size=300), max_size=60), error=st.text(max_size=2000))
+def test_the_slack_text_stays_within_slacks_limit_and_escapes_markup(records, error):
+    flags = [{"record": record, "reason": "quote_changed", "source": "policy"} for record in records]
+    report = {"offerings": [{"records": [{"flags": flags}]}]}
+    failing = [{"source": "policy", "outcome": "server_error", "error": error}]
+    text = slack_text(Digest("digest", "[watcher] <test> & more", report, failing, [], None, len(flags)))
+    assert len(text) <= SLACK_TEXT_LIMIT
+    assert text.startswith("*[watcher] &lt;test&gt; &amp; more*")
+    assert "<" not in text and ">" not in text
