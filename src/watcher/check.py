@@ -80,13 +80,20 @@ def rules_of(source: Source) -> str:
     return json.dumps({"select": list(source.select), "remove": list(source.remove)}, sort_keys=True)
 
 
+def due_at(source: Source, state: SourceState) -> datetime | None:
+    """When ``source`` is next due: its last check plus ``every``; None when it was never checked (due now)."""
+    if state.last_checked_at is None:
+        return None
+    return parse_timestamp(state.last_checked_at) + timedelta(seconds=source.every)
+
+
 def due_sources(config: Config, store: Store, now: datetime) -> list[str]:
     """Sources never checked, or whose ``every`` has elapsed since their last check."""
     states = store.source_states()
     due = []
     for source in config.sources.values():
-        last = states.get(source.id, SourceState(source.id)).last_checked_at
-        if last is None or parse_timestamp(last) + timedelta(seconds=source.every) <= now:
+        when = due_at(source, states.get(source.id, SourceState(source.id)))
+        if when is None or when <= now:
             due.append(source.id)
     return due
 
@@ -152,6 +159,8 @@ async def check_async(
         status = "finished"
     finally:
         summary.finished_at = clock()
+        if status == "interrupted":  # what the recorded sources raised before the stop still counts
+            summary.flags_raised = sum(s.flags_raised for s in summary.sources)
         store.finish_run(run.run_id, summary.finished_at, summary.counts(), status=status)
     return summary
 
@@ -184,9 +193,11 @@ class _Run:
         return Validators(first.etag, first.last_modified)
 
     def record(self, source: Source, result: FetchResult) -> SourceReport:
-        state = self.store.source_state(source.id)
         now = self.clock()
         with self.store.transaction():
+            # Read inside the transaction: another process (the daemon, a manual check) may have just
+            # recorded this source, and decisions must build on what it wrote.
+            state = self.store.source_state(source.id)
             fetch_id = self.store.add_fetch(
                 {
                     "run_id": self.run_id,

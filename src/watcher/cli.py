@@ -14,10 +14,14 @@ import click
 from . import __version__
 from .appshell import browser_suggestions
 from .check import resolve_targets, run_check
-from .config import Config, load_config
+from .config import Config, load_config, parse_duration
 from .diff import render_markers, word_diff
 from .errors import ConfigError, UsageError, WatcherError
+from .health import build_status, render_status
+from .logs import LOG_FORMATS, configure_logging
+from .notify import send_test_digest
 from .report import REPORT_FORMATS, build_report, flag_views, render
+from .schedule import serve
 from .store import Store, utc_now
 from .verify import anchor_warnings, verify_records
 
@@ -318,6 +322,75 @@ def validate(obj: _Context) -> None:
         store = obj.store(create=False)
         for warning in anchor_warnings(config, store) + browser_suggestions(config, store.source_states()):
             click.echo(f"warning: {warning}")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Check what is due now, send the digest, and exit (for cron).")
+@click.option("--jitter", default="5m", show_default=True,
+              help="The most a group of sources is delayed at random (never more than a tenth of its interval).")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
+              help="Log lines on stderr for people (text) or machines (json: one object per line).")
+@pass_context
+def schedule(obj: _Context, once: bool, jitter: str, log_format: str) -> None:
+    """Run in the foreground and check each source when its `every` is due; one digest per run.
+
+    Stops cleanly on SIGTERM or Ctrl-C; reloads sources.yaml on SIGHUP or when it changes.
+    Only one may run per database.
+
+    \b
+    Example:
+        watcher schedule --log-format json     # under systemd, in a container, with nohup
+        watcher schedule --once                # from cron
+    """
+    try:
+        max_jitter = parse_duration(jitter)
+    except ValueError as exc:
+        raise UsageError(f"--jitter: {exc}") from None
+    configure_logging(log_format)
+    serve(obj.config_path, obj.db_path, once=once, max_jitter=max_jitter)
+
+
+@cli.command()
+@click.option("--test", "test", is_flag=True, help="Send a sample digest (the open flags) on every channel.")
+@pass_context
+def notify(obj: _Context, test: bool) -> None:
+    """Send a sample digest to check the notify: settings (runs send theirs by themselves).
+
+    \b
+    Example:
+        WATCHER_SMTP_PASSWORD=... watcher notify --test
+    """
+    if not test:
+        raise UsageError("watcher notify sends only a sample digest: use --test (runs of `watcher schedule` "
+                         "send their digests themselves)")
+    deliveries = send_test_digest(obj.config(), obj.store(), utc_now())
+    for delivery in deliveries:
+        result = "sent" if delivery.sent else f"FAILED after {delivery.attempts} attempt(s): {delivery.error}"
+        click.echo(f"{delivery.channel} to {delivery.target}: {result}")
+    if not all(delivery.sent for delivery in deliveries):
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@pass_context
+def status(obj: _Context, as_json: bool) -> None:
+    """Run health: last and next run, failing sources, open flags, reviews due.
+
+    Exit status 3 when something needs attention (a source failing for over a day, no
+    successful run within twice the shortest interval, an undelivered digest).
+
+    \b
+    Example:
+        watcher status || alert-someone
+    """
+    health = build_status(obj.config(), obj.store(create=False), utc_now())
+    if as_json:
+        click.echo(json.dumps(health, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_status(health), nl=False)
+    if health["needs_attention"]:
+        raise click.exceptions.Exit(3)
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
@@ -32,6 +33,9 @@ _SIZE_UNITS = {
 DEFAULT_EVERY = 86400.0
 #: How a source is fetched: a plain HTTP request, or rendered in headless Chromium.
 FETCHERS = ("http", "browser")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: The SMTP port each ``tls`` mode uses unless ``port`` says otherwise.
+SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
 @dataclass(frozen=True)
@@ -93,11 +97,52 @@ class Offering:
 
 
 @dataclass(frozen=True)
+class EmailChannel:
+    """Digests by SMTP. Credentials are the names of environment variables, never their values."""
+
+    host: str
+    sender: str
+    to: tuple[str, ...]
+    port: int = 587
+    tls: str = "starttls"  # starttls | ssl | none
+    username_env: str | None = None
+    password_env: str | None = None
+    timeout: float = 30.0
+    retries: int = 2
+    backoff: float = 1.0
+
+
+@dataclass(frozen=True)
+class WebhookChannel:
+    """Digests as a JSON POST. The URL may itself be a secret (Slack's are), so it can come from the environment."""
+
+    url: str | None = None
+    url_env: str | None = None
+    token_env: str | None = None
+    timeout: float = 10.0
+    retries: int = 3
+    backoff: float = 1.0
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Where digests go; no channel means no notifications."""
+
+    email: EmailChannel | None = None
+    webhook: WebhookChannel | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.email is not None or self.webhook is not None
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     settings: Settings
     sources: dict[str, Source] = field(hash=False)
     offerings: dict[str, Offering] = field(hash=False)
+    notify: Notify = field(default_factory=Notify)
 
     @property
     def records(self) -> dict[str, Record]:
@@ -294,6 +339,20 @@ class _Reader:
             raise self.fail(node, key, f"expected one of: {', '.join(options)}; got {value!r}")
         return value
 
+    def env_name(self, node: yaml.Node, key: str) -> str:
+        """The name of an environment variable that holds a secret (the value is read when it is used)."""
+        name = self.string(node, key)
+        if not _ENV_NAME.match(name):
+            raise self.fail(node, key, f"bad environment variable name {name!r}: use letters, digits and '_'")
+        return name
+
+    def address(self, node: yaml.Node, key: str) -> str:
+        text = self.string(node, key).strip()
+        _, address = parseaddr(text)
+        if "@" not in address or " " in address:
+            raise self.fail(node, key, f"bad email address {text!r}: expected name@example.org")
+        return text
+
     def selectors(self, node: yaml.Node, key: str) -> tuple[str, ...]:
         items = self.strings(node, key)
         for item in items:
@@ -451,6 +510,97 @@ def _offerings(r: _Reader, node: yaml.Node, key: str, sources: dict[str, Source]
     return offerings
 
 
+#: Keys that would put a secret into sources.yaml, and the key to use instead.
+_SECRET_KEYS = {"password": "password_env", "username": "username_env", "token": "token_env"}
+
+
+def _refuse_secrets(r: _Reader, node: yaml.Node, key: str) -> None:
+    """Fail early and clearly when a secret is written into the file itself."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            name = str(key_node.value)
+            if name in _SECRET_KEYS:
+                raise r.fail(key_node, _join(key, name), f"secrets are not read from {r.path}: put the value in "
+                             f"an environment variable and name it with {_SECRET_KEYS[name]}")
+
+
+def _key_node(node: yaml.Node, name: str) -> yaml.Node:
+    """The node of key ``name`` in a mapping (for errors about it), or the mapping itself."""
+    return next((k for k, _ in node.value if k.value == name), node) if isinstance(node, yaml.MappingNode) else node
+
+
+def _retry_fields(r: _Reader) -> dict[str, Callable[[yaml.Node, str], object]]:
+    return {
+        "timeout": r.duration,
+        "retries": lambda n, k: r.integer(n, k, 0),
+        "backoff": lambda n, k: r.duration(n, k, positive=False),
+    }
+
+
+def _email(r: _Reader, node: yaml.Node, key: str) -> EmailChannel:
+    _refuse_secrets(r, node, key)
+
+    def tls(n: yaml.Node, k: str) -> str:
+        mode = r.string(n, k)
+        if mode not in SMTP_DEFAULT_PORTS:
+            raise r.fail(n, k, f"expected one of: {', '.join(SMTP_DEFAULT_PORTS)}, got {mode!r}")
+        return mode
+
+    def recipients(n: yaml.Node, k: str) -> tuple[str, ...]:
+        r.strings(n, k)  # a string or a non-empty list of strings
+        if not isinstance(n, yaml.SequenceNode):
+            return (r.address(n, k),)
+        return tuple(r.address(item, f"{k}[{i}]") for i, item in enumerate(n.value))
+
+    values = r.fields(
+        node,
+        key,
+        {
+            "host": r.string,
+            "port": lambda n, k: r.integer(n, k, 1),
+            "tls": tls,
+            "username_env": r.env_name,
+            "password_env": r.env_name,
+            "from": r.address,
+            "to": recipients,
+            **_retry_fields(r),
+        },
+        required=("host", "from", "to"),
+    )
+    if ("username_env" in values) != ("password_env" in values):
+        given, missing = ("username_env", "password_env") if "username_env" in values else ("password_env", "username_env")
+        raise r.fail(_key_node(node, given), _join(key, missing), f"{given} needs {missing}: they go together")
+    values["sender"] = values.pop("from")
+    values.setdefault("port", SMTP_DEFAULT_PORTS[str(values.get("tls", "starttls"))])
+    return EmailChannel(**values)  # type: ignore[arg-type]
+
+
+def _webhook(r: _Reader, node: yaml.Node, key: str) -> WebhookChannel:
+    _refuse_secrets(r, node, key)
+    values = r.fields(
+        node,
+        key,
+        {
+            "url": lambda n, k: r.converted(n, k, check_url),
+            "url_env": r.env_name,
+            "token_env": r.env_name,
+            **_retry_fields(r),
+        },
+    )
+    if ("url" in values) == ("url_env" in values):
+        raise r.fail(_key_node(node, "url_env"), _join(key, "url"), "give exactly one of url and url_env")
+    return WebhookChannel(**values)  # type: ignore[arg-type]
+
+
+def _notify(r: _Reader, node: yaml.Node, key: str) -> Notify:
+    values = r.fields(
+        node,
+        key,
+        {"email": lambda n, k: _email(r, n, k), "webhook": lambda n, k: _webhook(r, n, k)},
+    )
+    return Notify(**values)  # type: ignore[arg-type]
+
+
 def parse_config(text: str, path: str = "sources.yaml") -> Config:
     """Validate the text of a sources.yaml file; raise ConfigError on the first problem."""
     reader = _Reader(path)
@@ -469,8 +619,8 @@ def parse_config(text: str, path: str = "sources.yaml") -> Config:
         raise ConfigError(path, None, "", "the file is empty; it needs at least a 'sources:' section")
     sections = {name: (key_node, value_node) for name, key_node, value_node in reader.mapping(root, "")}
     for name, (key_node, _) in sections.items():
-        if name not in ("settings", "sources", "offerings"):
-            raise reader.fail(key_node, name, "unknown key (expected one of: settings, sources, offerings)")
+        if name not in ("settings", "sources", "offerings", "notify"):
+            raise reader.fail(key_node, name, "unknown key (expected one of: settings, sources, offerings, notify)")
     if "sources" not in sections:
         raise reader.fail(root, "sources", "missing required key")
     settings = _settings(reader, sections["settings"][1], "settings") if "settings" in sections else Settings()
@@ -478,7 +628,8 @@ def parse_config(text: str, path: str = "sources.yaml") -> Config:
     offerings = (
         _offerings(reader, sections["offerings"][1], "offerings", sources) if "offerings" in sections else {}
     )
-    return Config(path=path, settings=settings, sources=sources, offerings=offerings)
+    notify = _notify(reader, sections["notify"][1], "notify") if "notify" in sections else Notify()
+    return Config(path=path, settings=settings, sources=sources, offerings=offerings, notify=notify)
 
 
 def load_config(path: str | Path) -> Config:

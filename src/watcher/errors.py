@@ -3,7 +3,8 @@
     WatcherError                  anything watcher reports to its user
     ├── ConfigError               sources.yaml is unreadable or invalid (exit status 2)
     ├── UsageError                a command was given an id or value it cannot use (exit status 2)
-    └── StoreError                the database cannot be opened or is of an unknown schema
+    ├── StoreError                the database cannot be opened or is of an unknown schema
+    └── LockedError               another ``watcher schedule`` already runs on the database
 
 Fetch failures are not exceptions: they are recorded as outcomes of a fetch
 (see ``watcher.fetch.FetchResult``) so that a run always finishes.
@@ -39,3 +40,7 @@ class UsageError(WatcherError):
 
 class StoreError(WatcherError):
     """The database cannot be used (a newer schema, or a file that is not SQLite)."""
+
+
+class LockedError(WatcherError):
+    """Another ``watcher schedule`` already writes to this database."""

@@ -15,6 +15,7 @@ Tables, for people reading the database (``watcher browse``, Datasette):
 - ``flags``      records that need re-verification, and why
 - ``reviews``    the append-only log of verifications
 - ``anchors``    the wording each cite was last verified against
+- ``notifications``  every digest delivery, sent or failed
 """
 
 from __future__ import annotations
@@ -227,6 +228,33 @@ def m002_fetcher(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_notifications(db: sqlite_utils.Database) -> None:
+    """Digest bookkeeping: which flags and failing sources editors were told about, and every delivery."""
+    db.executescript(
+        """
+        ALTER TABLE flags ADD COLUMN notified_at TEXT;
+        ALTER TABLE sources ADD COLUMN failure_notified_at TEXT;
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER REFERENCES runs(id),
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            target TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            error TEXT,
+            sent_at TEXT NOT NULL,
+            flags INTEGER NOT NULL DEFAULT 0,
+            sources_failing INTEGER NOT NULL DEFAULT 0,
+            sources_recovered INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX notifications_channel ON notifications(kind, channel, id);
+        CREATE INDEX flags_unnotified ON flags(status) WHERE notified_at IS NULL;
+        """
+    )
+
+
 @dataclass(frozen=True)
 class SourceState:
     """What the store remembers about fetching one source."""
@@ -312,7 +340,15 @@ class Store:
             with self.db.atomic():
                 yield
             return
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise StoreError(
+                f"{self.path}: another watcher process kept the database locked for more than "
+                f"{BUSY_TIMEOUT_SECONDS}s; nothing was written, try again"
+            ) from None
         try:
             yield
         except BaseException:
@@ -588,6 +624,43 @@ class Store:
                    version_id = excluded.version_id, anchored_at = excluded.anchored_at,
                    review_id = excluded.review_id""",
             [record_id, source_id, quote, wording, version_id, timestamp(now), review_id],
+        )
+
+    # ------------------------------------------------------------------ notifications
+
+    def unnotified_flags(self) -> list[dict]:
+        """Open flags no delivered digest has announced yet."""
+        return self.rows("SELECT * FROM flags WHERE status = 'open' AND notified_at IS NULL ORDER BY id")
+
+    def failure_notices(self) -> tuple[list[dict], list[dict]]:
+        """Sources that started failing and were not announced, and announced ones that recovered."""
+        failing = self.rows(
+            "SELECT * FROM sources WHERE error_flagged = 1 AND failure_notified_at IS NULL ORDER BY id"
+        )
+        recovered = self.rows(
+            "SELECT * FROM sources WHERE consecutive_failures = 0 AND failure_notified_at IS NOT NULL ORDER BY id"
+        )
+        return failing, recovered
+
+    def mark_notified(self, flag_ids: list[int], failing_ids: list[str], recovered_ids: list[str],
+                      now: datetime) -> None:
+        at = timestamp(now)
+        for flag_id in flag_ids:
+            self._update("flags", "id", flag_id, {"notified_at": at})
+        for source_id in failing_ids:
+            self._update("sources", "id", source_id, {"failure_notified_at": at})
+        for source_id in recovered_ids:
+            self._update("sources", "id", source_id, {"failure_notified_at": None})
+
+    def add_notification(self, values: Mapping[str, Any]) -> int:
+        return self._insert("notifications", values)
+
+    def last_deliveries(self, kind: str) -> list[dict]:
+        """The latest delivery of ``kind`` on each channel."""
+        return self.rows(
+            """SELECT * FROM notifications WHERE id IN (
+                   SELECT max(id) FROM notifications WHERE kind = ? GROUP BY channel) ORDER BY channel""",
+            [kind],
         )
 
 
