@@ -12,12 +12,13 @@ from typing import Any
 import click
 
 from . import __version__
-from .check import resolve_targets, run_check
+from .check import due_sources, resolve_targets, run_check
 from .config import Config, load_config
-from .diff import render_markers, word_diff
+from .diff import word_diff
 from .errors import ConfigError, UsageError, WatcherError
 from .report import REPORT_FORMATS, build_report, flag_views, render
 from .store import Store, utc_now
+from .terminal import CheckProgress, Display, flags_table, render_word_diff
 from .verify import anchor_warnings, verify_records
 
 
@@ -89,17 +90,11 @@ def cli(ctx: click.Context, config_path: str, db_path: str, debug: bool) -> None
     ctx.obj = _Context(config_path, db_path)
 
 
-def _print_check(summary) -> None:
-    for report in sorted(summary.sources, key=lambda r: r.source_id):
-        detail = report.outcome
-        if report.version is not None and report.status in ("new", "changed"):
-            detail += f", version {report.version}"
-        if report.error:
-            detail += f": {report.error}"
-        if report.recovered:
-            detail += " (recovered)"
-        flags = f"  {report.flags_raised} flag(s)" if report.flags_raised else ""
-        click.echo(f"{report.source_id:<28} {report.status:<17} {detail}{flags}")
+def _check_and_print(config: Config, store: Store, targets: list[str], trigger: str) -> None:
+    """Run a check with a progress bar on a terminal (plain lines otherwise), then its summary."""
+    stdout = sys.stdout
+    with CheckProgress(len(targets), stdout, Display.of(stdout)) as progress:
+        summary = run_check(config, store, targets, trigger=trigger, progress=progress.update)
     counts = summary.counts()
     click.echo(
         f"checked {counts['sources_checked']} source(s): {counts['unchanged']} unchanged, "
@@ -122,8 +117,8 @@ def check(obj: _Context, check_all: bool) -> None:
     """
     config = obj.config()
     store = obj.store()
-    summary = run_check(config, store, list(config.sources) if check_all else None, trigger="check")
-    _print_check(summary)
+    targets = list(config.sources) if check_all else due_sources(config, store, utc_now())
+    _check_and_print(config, store, targets, "check")
 
 
 @cli.command()
@@ -137,9 +132,7 @@ def recheck(obj: _Context, ids: tuple[str, ...]) -> None:
         watcher recheck cohere-api/soc2-type2 trust-center
     """
     config = obj.config()
-    targets = resolve_targets(config, ids)
-    summary = run_check(config, obj.store(), targets, trigger="recheck")
-    _print_check(summary)
+    _check_and_print(config, obj.store(), resolve_targets(config, ids), "recheck")
 
 
 @cli.command()
@@ -161,10 +154,7 @@ def flags(obj: _Context, as_json: bool) -> None:
     if not views:
         click.echo("no open flags")
         return
-    for view in views:
-        where = f" {view['source']}" if view["source"] else ""
-        outcome = f" ({view['outcome']})" if view["outcome"] else ""
-        click.echo(f"{view['record']:<36} {view['reason']}{outcome}{where}  {view['detected_at']}")
+    click.echo(flags_table(views, Display.of(sys.stdout)), nl=False)
 
 
 @cli.command()
@@ -286,9 +276,11 @@ def diff(obj: _Context, source_id: str, from_seq: int | None, to_seq: int | None
     if old is None or new is None:
         missing = to_seq if new is None else from_seq
         raise UsageError(f"{source_id} has versions 1 to {latest.seq}; there is no version {missing}")
-    click.echo(f"--- {source_id} v{old.seq} ({old.created_at})")
-    click.echo(f"+++ {source_id} v{new.seq} ({new.created_at})")
-    click.echo(render_markers(word_diff(old.text, new.text)))
+    display = Display.of(sys.stdout)
+    # click.echo strips the styles again when colour is off.
+    click.echo(click.style(f"--- {source_id} v{old.seq} ({old.created_at})", fg="red", bold=True), color=display.color)
+    click.echo(click.style(f"+++ {source_id} v{new.seq} ({new.created_at})", fg="green", bold=True), color=display.color)
+    click.echo(render_word_diff(word_diff(old.text, new.text), display), color=display.color)
 
 
 @cli.command()
@@ -310,6 +302,25 @@ def validate(obj: _Context) -> None:
     if Path(obj.db_path).exists():
         for warning in anchor_warnings(config, obj.store(create=False)):
             click.echo(f"warning: {warning}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to serve on.")
+@click.option("--port", default=8001, show_default=True, help="The port to serve on (0: any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a web browser.")
+@pass_context
+def browse(obj: _Context, host: str, port: int, open_browser: bool) -> None:
+    """Browse the database in Datasette: open flags, record status, source health, recent changes.
+
+    Needs the optional extra: pip install 'watcher[browse]'. Stop it with Ctrl-C.
+
+    \b
+    Example:
+        watcher browse --open
+    """
+    from .browse import browse as serve_database
+
+    serve_database(obj.config(), obj.store(create=False), host, port, open_browser)
 
 
 @cli.command()
