@@ -16,7 +16,9 @@ from .check import due_sources, resolve_targets, run_check
 from .config import Config, load_config
 from .diff import word_diff
 from .errors import ConfigError, UsageError, WatcherError
+from .feed import DEFAULT_ENTRIES, build_feed
 from .report import REPORT_FORMATS, build_report, flag_views, render
+from .report_html import render_html_report
 from .store import Store, utc_now
 from .terminal import CheckProgress, Display, flags_table, render_word_diff
 from .verify import anchor_warnings, verify_records
@@ -192,7 +194,8 @@ def _parse_since(value: str | None) -> datetime | None:
 
 @cli.command()
 @click.option("--since", help="Flags and changes detected since this date (YYYY-MM-DD or ISO time).")
-@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice((*REPORT_FORMATS, "html")), default="text", show_default=True,
+              help="html: one self-contained page, with the changes in context and the archived snapshots.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
 @pass_context
 def report(obj: _Context, since: str | None, fmt: str, output: str | None) -> None:
@@ -203,9 +206,32 @@ def report(obj: _Context, since: str | None, fmt: str, output: str | None) -> No
     \b
     Example:
         watcher report --since 2026-11-01 --format markdown --output changes.md
+        watcher report --format html --output report.html
     """
     config = obj.config()
-    text = render(build_report(config, obj.store(), _parse_since(since), utc_now()), fmt)
+    if fmt == "html":
+        text = render_html_report(config, obj.store(), _parse_since(since), utc_now())
+    else:
+        text = render(build_report(config, obj.store(), _parse_since(since), utc_now()), fmt)
+    _write_or_print(text, output)
+
+
+@cli.command()
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
+@click.option("--limit", default=DEFAULT_ENTRIES, show_default=True, type=click.IntRange(min=1),
+              help="How many flags: the most recently raised, seen again or closed.")
+@pass_context
+def feed(obj: _Context, output: str | None, limit: int) -> None:
+    """An Atom feed of flags, one entry per flag, for any feed reader.
+
+    \b
+    Example:
+        watcher check && watcher feed --output /var/www/watcher/flags.atom
+    """
+    _write_or_print(build_feed(obj.config(), obj.store(), limit), output)
+
+
+def _write_or_print(text: str, output: str | None) -> None:
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")

@@ -517,12 +517,6 @@ class Store:
                     [reason, meaning],
                 )
 
-    def database_id(self) -> str:
-        """A random id given to this database when it was created: names it in feeds and exports."""
-        row = self.row("SELECT id FROM database_identity")
-        assert row is not None, "m002 gives every database an identity"
-        return row["id"]
-
     def source_state(self, source_id: str) -> SourceState:
         row = self.row("SELECT * FROM sources WHERE id = ?", [source_id])
         if row is None:

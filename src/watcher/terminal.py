@@ -27,17 +27,10 @@ from rich.text import Text
 
 from .check import SourceReport
 from .diff import DELETE, INSERT, render_markers
-from .evidence import QUOTE_MISSING, REVIEW_DUE, SELECTOR_MISSING, SOURCE_ERROR, SOURCE_MOVED
+from .evidence import CHANGED, GONE, HOUSEKEEPING, reason_tone
 
-#: Colours of flag reasons: red for evidence that is gone or unreachable, blue
-#: for housekeeping, yellow (the default) for wording that changed.
-REASON_STYLES = {
-    QUOTE_MISSING: "bold red",
-    SOURCE_ERROR: "bold red",
-    SELECTOR_MISSING: "red",
-    SOURCE_MOVED: "blue",
-    REVIEW_DUE: "blue",
-}
+#: Colours of flag reasons by tone: evidence gone or unreachable, wording changed, housekeeping.
+TONE_STYLES = {GONE: "bold red", CHANGED: "yellow", HOUSEKEEPING: "blue"}
 #: Colours of a source's check status in progress lines.
 STATUS_STYLES = {
     "unchanged": "dim",
@@ -121,7 +114,7 @@ def flags_table(views: Iterable[dict], display: Display) -> str:
     rows = []
     for view in views:
         reason = view["reason"] + (f" ({view['outcome']})" if view["outcome"] else "")
-        rows.append([view["record"], Cell(reason, REASON_STYLES.get(view["reason"], "yellow")),
+        rows.append([view["record"], Cell(reason, TONE_STYLES[reason_tone(view["reason"])]),
                      view["source"] or "", view["detected_at"]])
     return render_table(["record", "reason", "source", "detected"], rows, display)
 
