@@ -113,8 +113,12 @@ def _marks(values: Iterable[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def gather_evidence(report: dict[str, Any], store: Store, *, embed_budget: int = MAX_EMBEDDED_TOTAL) -> Evidence:
-    """Changed blocks with context and archived snapshots for the report's flags and changes."""
+def gather_evidence(report: dict[str, Any], store: Store, *, largest_snapshot: int = MAX_EMBEDDED_SNAPSHOT,
+                    embed_budget: int = MAX_EMBEDDED_TOTAL) -> Evidence:
+    """Changed blocks with context and archived snapshots for the report's flags and changes.
+
+    Snapshots larger than ``largest_snapshot``, or beyond ``embed_budget`` bytes in all, are named, not embedded.
+    """
     evidence = Evidence()
     flag_ids = [flag["id"] for flag in _report_flags(report)]
     flag_rows = store.rows(
@@ -158,12 +162,12 @@ def gather_evidence(report: dict[str, Any], store: Store, *, embed_budget: int =
         for link in change.snapshots:
             sources_of.setdefault(link.sha256, change.source)
     budget = embed_budget
-    for digest in sorted(sources_of):
-        row = store.row("SELECT size, content_type, first_seen_at FROM snapshots WHERE sha256 = ?", [digest])
-        if row is None:
-            continue
+    rows = store.rows(f"""SELECT sha256, size, content_type, first_seen_at FROM snapshots
+                           WHERE sha256 IN ({_marks(sources_of)})""", list(sources_of))
+    for row in sorted(rows, key=lambda r: (sources_of[r["sha256"]], r["first_seen_at"], r["sha256"])):
+        digest = row["sha256"]
         body = None
-        if row["size"] <= min(MAX_EMBEDDED_SNAPSHOT, budget):
+        if row["size"] <= min(largest_snapshot, budget):
             stored = store.snapshot(digest)
             body = stored[0] if stored else None
             budget -= row["size"]
@@ -304,10 +308,10 @@ def _flag_body(flag: dict[str, Any]) -> list[str]:
         return out
     if reason == SOURCE_ERROR:
         parts = [escape(flag["outcome"] or "failed")]
-        if detail.get("http_status"):
-            parts.append(f"HTTP {int(detail['http_status'])}")
         if detail.get("error"):
             parts.append(escape(str(detail["error"])))
+        elif detail.get("http_status"):
+            parts.append(f"HTTP {int(detail['http_status'])}")
         failures = detail.get("consecutive_failures")
         tail = f" ({_count(int(failures), 'failed check')} in a row)" if failures else ""
         return [f'<p class="failure">{": ".join(parts)}{tail}</p>']
@@ -392,10 +396,10 @@ def _snapshot_section(evidence: Evidence) -> list[str]:
            "styles or images: nothing is loaded from the network.</p>"]
     for snapshot in evidence.snapshots.values():
         kind = escape(snapshot.content_type or "unknown type")
-        out += [f'<details class="snapshot" id="{_snapshot_anchor(snapshot.sha256)}">',
-                f"<summary><code>{escape(snapshot.source)}</code>, first seen {_time(snapshot.first_seen_at)} "
-                f"({_size(snapshot.size)}, {kind})</summary>",
-                f'<p class="digest">SHA-256 <code>{snapshot.sha256}</code></p>']
+        # A plain block, not a collapsed one, so that links to it work in every browser.
+        out += [f'<div class="snapshot" id="{_snapshot_anchor(snapshot.sha256)}">',
+                f"<h3><code>{escape(snapshot.source)}</code>, first seen {_time(snapshot.first_seen_at)}</h3>",
+                f'<p class="digest">{_size(snapshot.size)}, {kind}, SHA-256 <code>{snapshot.sha256}</code></p>']
         if snapshot.body is None:
             out.append("<p>Too large to embed in this report; <code>watcher browse</code> shows it "
                        "(query <code>snapshot_body</code>).</p>")
@@ -407,9 +411,10 @@ def _snapshot_section(evidence: Evidence) -> list[str]:
                        f"Download the archived response</a></p>")
             if media_type in ("text/html", "application/xhtml+xml", "text/plain"):
                 preview = _preview_document(snapshot.body, snapshot.content_type)
-                out.append(f'<iframe class="preview" sandbox="" loading="lazy" title="archived copy of '
-                           f'{escape(snapshot.source)}" srcdoc="{escape(preview)}"></iframe>')
-        out.append("</details>")
+                out += ['<details class="preview"><summary>Preview</summary>',
+                        f'<iframe sandbox="" title="archived copy of {escape(snapshot.source)}" '
+                        f'srcdoc="{escape(preview)}"></iframe>', "</details>"]
+        out.append("</div>")
     out.append("</section>")
     return out
 
@@ -560,7 +565,10 @@ ins::before { content: " [insertion start] "; } ins::after { content: " [inserti
 details { margin: .5rem 0; }
 summary { cursor: pointer; }
 summary h2 { display: inline; border: 0; }
-.snapshot { border-top: 1px solid var(--rule); padding-top: .4rem; }
-.preview { width: 100%; height: 28rem; border: 1px solid var(--rule); background: white; }
-@media print { details > summary { list-style: none; } .preview { display: none; } }
+.snapshot { border-top: 1px solid var(--rule); padding-top: .2rem; }
+.snapshot h3 { font-size: 1rem; margin: .4rem 0 0; }
+.snapshot p { margin: .2rem 0; }
+.snapshot:target { background: #fff8c5; }
+.preview iframe { width: 100%; height: 28rem; border: 1px solid var(--rule); background: white; }
+@media print { .preview { display: none; } }
 """
