@@ -27,7 +27,7 @@ from rich.text import Text
 
 from .check import SourceReport
 from .diff import DELETE, INSERT, render_markers
-from .evidence import CHANGED, GONE, HOUSEKEEPING, reason_tone
+from .evidence import CHANGED, GONE, HOUSEKEEPING, WATCH_TERM, reason_tone
 
 #: Colours of flag reasons by tone: evidence gone or unreachable, wording changed, housekeeping.
 TONE_STYLES = {GONE: "bold red", CHANGED: "yellow", HOUSEKEEPING: "blue"}
@@ -93,10 +93,13 @@ class Cell:
 
 
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[str | Cell]], display: Display) -> str:
-    """An aligned table; on a terminal, a rule under the header, colours and rows wrapped to its width."""
+    """An aligned table; on a terminal, a rule under the header, colours and rows wrapped to its width.
+
+    The first column names the row (an id to copy into the next command): it is never wrapped.
+    Other cells wrap, and fold rather than end in an ellipsis.
+    """
     table = Table(
-        # Fold rather than truncate: an id cut short with an ellipsis is useless.
-        *(Column(header, overflow="fold") for header in headers),
+        *(Column(header, overflow="fold", no_wrap=index == 0) for index, header in enumerate(headers)),
         box=box.SIMPLE_HEAD if display.terminal else None,
         header_style="bold",
         show_edge=False,
@@ -114,6 +117,8 @@ def flags_table(views: Iterable[dict], display: Display) -> str:
     rows = []
     for view in views:
         reason = view["reason"] + (f" ({view['outcome']})" if view["outcome"] else "")
+        if view["reason"] == WATCH_TERM:
+            reason += f" \u201c{view['subject']}\u201d"  # one record may watch several terms on one page
         rows.append([view["record"], Cell(reason, TONE_STYLES[reason_tone(view["reason"])]),
                      view["source"] or "", view["detected_at"]])
     return render_table(["record", "reason", "source", "detected"], rows, display)
