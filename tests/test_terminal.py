@@ -60,7 +60,7 @@ def test_plain_tables_are_aligned_unwrapped_and_free_of_control_characters():
 def test_flag_tables_on_a_terminal_colour_reasons_by_urgency_and_never_truncate_ids():
     text = flags_table(FLAGS, Display(terminal=True, color=True, width=70))
     assert colours(text) >= {31, 33, 34}  # red: the source is gone; yellow: wording; blue: housekeeping
-    assert "…" not in text and "watch_term \u201cBAA\u201d" in text
+    assert "…" not in text and "\u201cBAA\u201d" in text
     assert all(re.search(rf"^{re.escape(v['record'])} ", SGR.sub("", text), re.MULTILINE) for v in FLAGS)
     uncoloured = flags_table(FLAGS, Display(terminal=True, color=False, width=100))
     assert colours(uncoloured) == set()
