@@ -60,7 +60,7 @@ def test_the_summary_counts_records_by_reason_and_collapses_changes_that_flagged
     assert rows["quote_changed"].startswith("2: ") and "beta/retention" in rows["quote_changed"]
     assert rows["source_error"] == "1: acme/uptime"
     assert "status" in summary.css_first("table.failing").text()
-    collapsed = tree.css_first("#unattributed details")
+    collapsed = summary.css_first("#unattributed details")
     assert "open" not in collapsed.attributes
     assert "1 change that affected no record" in collapsed.css_first("summary").text()
 

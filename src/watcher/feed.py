@@ -20,7 +20,7 @@ from . import __version__
 from .config import Config
 from .evidence import REVIEW_DUE, WATCH_TERM
 from .report import flag_views
-from .report_html import diff_html
+from .report_html import flag_body_html
 from .store import Store
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -87,13 +87,7 @@ def _content_html(view: dict[str, Any], row: dict) -> str:
         parts.append(f'<p>Source: <a href="{url}">{escape(view["source"])}</a></p>')
     if view["subject"] and view["reason"] != REVIEW_DUE:
         parts.append(f"<p>About: {escape(view['subject'])}</p>")
-    if view["old"] and view["new"]:
-        parts.append(f"<blockquote>{diff_html(view['old'], view['new'])}</blockquote>")
-    else:
-        if view["old"]:
-            parts.append(f"<p>Before:</p><blockquote><del>{escape(view['old'])}</del></blockquote>")
-        if view["new"]:
-            parts.append(f"<p>After:</p><blockquote><ins>{escape(view['new'])}</ins></blockquote>")
+    parts.append(flag_body_html(view))
     if view["state"] != "open" and row["closed_at"]:
         parts.append(f"<p>Verified and closed at {escape(row['closed_at'])}.</p>")
     return "\n".join(parts)

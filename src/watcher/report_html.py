@@ -201,18 +201,17 @@ def render_html(report: dict[str, Any], evidence: Evidence) -> str:
     else:
         out.append("<p>Every open flag, and the changes and failures of the last check.</p>")
     out.append("</header>")
-    out += _summary(report)
+    out += _summary(report, evidence)
     out.append("<main>")
     for offering in report["offerings"]:
         out += _offering(offering, evidence)
     out.append("</main>")
-    out += _other_sections(report, evidence)
     out += _snapshot_section(evidence)
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"
 
 
-def _summary(report: dict[str, Any]) -> list[str]:
+def _summary(report: dict[str, Any], evidence: Evidence) -> list[str]:
     flags = _report_flags(report)
     out = ['<section id="summary">', "<h2>Summary</h2>",
            f'<p class="headline"><strong>{_count(report["records_flagged"], "record")} need re-verification</strong> '
@@ -241,6 +240,7 @@ def _summary(report: dict[str, Any]) -> list[str]:
                        f"<td>{escape(source['outcome'] or '')}{error}</td>"
                        f"<td>{_time(source['failing_since'])}</td><td>{source['consecutive_failures']}</td></tr>")
         out += ["</tbody>", "</table>"]
+    out += _changes_and_recoveries(report, evidence)
     out.append("</section>")
     return out
 
@@ -283,7 +283,7 @@ def _flag(flag: dict[str, Any], evidence: Evidence) -> list[str]:
     if links:
         out.append(f"<dt>archived</dt><dd>{_snapshot_links(links, evidence)}</dd>")
     out.append("</dl>")
-    out += _flag_body(flag)
+    out.append(flag_body_html(flag))
     change_id = evidence.flag_changes.get(flag["id"])
     if change_id is not None:
         out += _change_details(evidence.changes[change_id], "What changed on the page",
@@ -292,20 +292,21 @@ def _flag(flag: dict[str, Any], evidence: Evidence) -> list[str]:
     return out
 
 
-def _flag_body(flag: dict[str, Any]) -> list[str]:
-    """What the flag is about: a passage's before and after, or the failure, move or due date."""
+def flag_body_html(flag: dict[str, Any]) -> str:
+    """What a flag (a ``flag_views`` dict) is about, as HTML: a passage's before and after, or the
+    failure, the move, the missing selector or the due date."""
     reason, old, new, detail = flag["reason"], flag["old"], flag["new"], flag["detail"]
     if reason in _TEXT_REASONS or reason not in REASONS:
         term = flag["subject"] if reason == WATCH_TERM else None
         if old and new:
-            return [f'<p class="label">before → after</p><div class="passage">{diff_html(old, new)}</div>']
+            return f'<p class="label">before → after</p><div class="passage">{diff_html(old, new)}</div>'
         out = []
         if old:
             out.append(f'<p class="label">before (no longer on the page)</p>'
                        f'<div class="passage"><del>{_marked(old, term)}</del></div>')
         if new:
             out.append(f'<p class="label">now on the page</p><div class="passage"><ins>{_marked(new, term)}</ins></div>')
-        return out
+        return "\n".join(out)
     if reason == SOURCE_ERROR:
         parts = [escape(flag["outcome"] or "failed")]
         if detail.get("error"):
@@ -314,14 +315,14 @@ def _flag_body(flag: dict[str, Any]) -> list[str]:
             parts.append(f"HTTP {int(detail['http_status'])}")
         failures = detail.get("consecutive_failures")
         tail = f" ({_count(int(failures), 'failed check')} in a row)" if failures else ""
-        return [f'<p class="failure">{": ".join(parts)}{tail}</p>']
+        return f'<p class="failure">{": ".join(parts)}{tail}</p>'
     if reason == SOURCE_MOVED:
-        return [f'<p class="moved">{_link(old, old)} now redirects permanently to {_link(new, new)}</p>']
+        return f'<p class="moved">{_link(old, old)} now redirects permanently to {_link(new, new)}</p>'
     if reason == SELECTOR_MISSING:
-        return [f'<p class="selector">The selector <code>{escape(old or "")}</code> matches nothing on the page.</p>']
+        return f'<p class="selector">The selector <code>{escape(old or "")}</code> matches nothing on the page.</p>'
     if reason == REVIEW_DUE:
-        return [f'<p class="review">{escape(old or "")}; {escape(new or "")}.</p>']
-    return []
+        return f'<p class="review">{escape(old or "")}; {escape(new or "")}.</p>'
+    return ""
 
 
 def _change_details(change: ChangeEvidence, title: str, *, open_: bool) -> list[str]:
@@ -355,36 +356,37 @@ def _excerpt_html(windows: Iterable[Excerpt]) -> list[str]:
     return out
 
 
-def _other_sections(report: dict[str, Any], evidence: Evidence) -> list[str]:
+def _changes_and_recoveries(report: dict[str, Any], evidence: Evidence) -> list[str]:
+    """The summary's last parts: recovered sources, and, collapsed, the changes that flagged nothing."""
     out: list[str] = []
+    if report["recovered_sources"]:
+        out += ['<div id="recovered">', "<h3>Recovered sources</h3>", "<ul>"]
+        out += [f"<li><code>{escape(r['source'])}</code> recovered at {_time(r['at'])}</li>"
+                for r in report["recovered_sources"]]
+        out += ["</ul>", "</div>"]
     changes = report["unattributed_changes"]
     if changes:
-        out += ['<section id="unattributed">', "<details>",
-                f"<summary><h2>{_count(len(changes), 'change')} that affected no record</h2></summary>",
+        out += ['<div id="unattributed">', "<details>",
+                f"<summary><h3>{_count(len(changes), 'change')} that affected no record</h3></summary>",
                 "<p>These edits were far from every quote and watched term: no record needs re-verification "
                 "because of them.</p>"]
         for change in changes:
             source = change["source"]
-            out.append(f'<div class="unattributed-change"><h3><code>{escape(source)}</code>, '
-                       f"{_time(change['detected_at'])}: +{change['words_added']} / −{change['words_removed']} words</h3>")
+            out.append(f'<div class="unattributed-change"><h4><code>{escape(source)}</code>, '
+                       f"{_time(change['detected_at'])}: +{change['words_added']} / −{change['words_removed']} words</h4>")
             found = evidence.changes.get(change["id"])
             if found is not None:
                 if found.snapshots:
                     out.append(f'<p class="archived">archived: {_snapshot_links(found.snapshots, evidence)}</p>')
                 out += _change_details(found, "The change", open_=True)
             out.append("</div>")
-        out += ["</details>", "</section>"]
+        out += ["</details>", "</div>"]
     if report["technical_changes"]:
-        out += ['<section id="technical">', "<details>",
-                "<summary><h2>Technical changes (extraction rules edited; nothing flagged)</h2></summary>", "<ul>"]
+        out += ['<div id="technical">', "<details>",
+                "<summary><h3>Technical changes (extraction rules edited; nothing flagged)</h3></summary>", "<ul>"]
         out += [f"<li><code>{escape(c['source'])}</code>, {_time(c['detected_at'])}: "
                 f"{_count(c['blocks'], 'block')} re-derived</li>" for c in report["technical_changes"]]
-        out += ["</ul>", "</details>", "</section>"]
-    if report["recovered_sources"]:
-        out += ['<section id="recovered">', "<h2>Recovered sources</h2>", "<ul>"]
-        out += [f"<li><code>{escape(r['source'])}</code> recovered at {_time(r['at'])}</li>"
-                for r in report["recovered_sources"]]
-        out += ["</ul>", "</section>"]
+        out += ["</ul>", "</details>", "</div>"]
     return out
 
 
@@ -492,7 +494,10 @@ def _snapshot_anchor(digest: str) -> str:
 
 
 def _media_type(content_type: str | None) -> str:
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    """The media type of a stored response; without a header, HTML, as extraction reads every body."""
+    if not content_type:
+        return "text/html"
+    media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type if re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+-]+", media_type) else "application/octet-stream"
 
 
@@ -564,7 +569,7 @@ del::before { content: " [deletion start] "; } del::after { content: " [deletion
 ins::before { content: " [insertion start] "; } ins::after { content: " [insertion end] "; }
 details { margin: .5rem 0; }
 summary { cursor: pointer; }
-summary h2 { display: inline; border: 0; }
+summary h3 { display: inline; }
 .snapshot { border-top: 1px solid var(--rule); padding-top: .2rem; }
 .snapshot h3 { font-size: 1rem; margin: .4rem 0 0; }
 .snapshot p { margin: .2rem 0; }
