@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .browse import browse as serve_database
 from .check import due_sources, resolve_targets, run_check
 from .config import Config, load_config
 from .diff import word_diff
@@ -94,8 +95,7 @@ def cli(ctx: click.Context, config_path: str, db_path: str, debug: bool) -> None
 
 def _check_and_print(config: Config, store: Store, targets: list[str], trigger: str) -> None:
     """Run a check with a progress bar on a terminal (plain lines otherwise), then its summary."""
-    stdout = sys.stdout
-    with CheckProgress(len(targets), stdout, Display.of(stdout)) as progress:
+    with CheckProgress(len(targets), sys.stdout, Display.of(sys.stdout)) as progress:
         summary = run_check(config, store, targets, trigger=trigger, progress=progress.update)
     counts = summary.counts()
     click.echo(
@@ -344,8 +344,6 @@ def browse(obj: _Context, host: str, port: int, open_browser: bool) -> None:
     Example:
         watcher browse --open
     """
-    from .browse import browse as serve_database
-
     serve_database(obj.config(), obj.store(create=False), host, port, open_browser)
 
 
