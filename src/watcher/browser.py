@@ -36,6 +36,7 @@ CHROMIUM_ARGS = (
     "--no-default-browser-check",
     "--no-first-run",
     "--no-proxy-server",
+    "--disable-quic",
     "--mute-audio",
 )
 

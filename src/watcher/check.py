@@ -139,7 +139,7 @@ async def check_async(
     it); ``transport`` replaces the network; ``progress`` hears about each source.
     """
     started = clock()
-    store.sync_sources(config.sources)
+    store.sync_config(config)
     ids = list(source_ids) if source_ids is not None else due_sources(config, store, started)
     run = _Run(config, store, store.start_run(trigger, started), clock)
     summary = RunSummary(run.run_id, started)

@@ -13,16 +13,20 @@ import click
 
 from . import __version__
 from .appshell import browser_suggestions
-from .check import resolve_targets, run_check
+from .browse import browse as serve_database
+from .check import due_sources, resolve_targets, run_check
 from .config import Config, load_config, parse_duration
-from .diff import render_markers, word_diff
+from .diff import word_diff
 from .errors import ConfigError, UsageError, WatcherError
+from .feed import DEFAULT_ENTRIES, build_feed
 from .health import build_status, render_status
 from .logs import LOG_FORMATS, configure_logging
 from .notify import send_test_digest
 from .report import REPORT_FORMATS, build_report, flag_views, render
+from .report_html import render_html_report
 from .schedule import serve
 from .store import Store, utc_now
+from .terminal import CheckProgress, Display, flags_table, render_word_diff
 from .verify import anchor_warnings, verify_records
 
 
@@ -94,17 +98,10 @@ def cli(ctx: click.Context, config_path: str, db_path: str, debug: bool) -> None
     ctx.obj = _Context(config_path, db_path)
 
 
-def _print_check(summary) -> None:
-    for report in sorted(summary.sources, key=lambda r: r.source_id):
-        detail = report.outcome
-        if report.version is not None and report.status in ("new", "changed"):
-            detail += f", version {report.version}"
-        if report.error:
-            detail += f": {report.error}"
-        if report.recovered:
-            detail += " (recovered)"
-        flags = f"  {report.flags_raised} flag(s)" if report.flags_raised else ""
-        click.echo(f"{report.source_id:<28} {report.status:<17} {detail}{flags}")
+def _check_and_print(config: Config, store: Store, targets: list[str], trigger: str) -> None:
+    """Run a check with a progress bar on a terminal (plain lines otherwise), then its summary."""
+    with CheckProgress(len(targets), sys.stdout, Display.of(sys.stdout)) as progress:
+        summary = run_check(config, store, targets, trigger=trigger, progress=progress.update)
     counts = summary.counts()
     click.echo(
         f"checked {counts['sources_checked']} source(s): {counts['unchanged']} unchanged, "
@@ -127,8 +124,8 @@ def check(obj: _Context, check_all: bool) -> None:
     """
     config = obj.config()
     store = obj.store()
-    summary = run_check(config, store, list(config.sources) if check_all else None, trigger="check")
-    _print_check(summary)
+    targets = list(config.sources) if check_all else due_sources(config, store, utc_now())
+    _check_and_print(config, store, targets, "check")
 
 
 @cli.command()
@@ -142,9 +139,7 @@ def recheck(obj: _Context, ids: tuple[str, ...]) -> None:
         watcher recheck cohere-api/soc2-type2 trust-center
     """
     config = obj.config()
-    targets = resolve_targets(config, ids)
-    summary = run_check(config, obj.store(), targets, trigger="recheck")
-    _print_check(summary)
+    _check_and_print(config, obj.store(), resolve_targets(config, ids), "recheck")
 
 
 @cli.command()
@@ -166,10 +161,7 @@ def flags(obj: _Context, as_json: bool) -> None:
     if not views:
         click.echo("no open flags")
         return
-    for view in views:
-        where = f" {view['source']}" if view["source"] else ""
-        outcome = f" ({view['outcome']})" if view["outcome"] else ""
-        click.echo(f"{view['record']:<36} {view['reason']}{outcome}{where}  {view['detected_at']}")
+    click.echo(flags_table(views, Display.of(sys.stdout)), nl=False)
 
 
 @cli.command()
@@ -207,7 +199,8 @@ def _parse_since(value: str | None) -> datetime | None:
 
 @cli.command()
 @click.option("--since", help="Flags and changes detected since this date (YYYY-MM-DD or ISO time).")
-@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice((*REPORT_FORMATS, "html")), default="text", show_default=True,
+              help="html: one self-contained page, with the changes in context and the archived snapshots.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
 @pass_context
 def report(obj: _Context, since: str | None, fmt: str, output: str | None) -> None:
@@ -218,9 +211,32 @@ def report(obj: _Context, since: str | None, fmt: str, output: str | None) -> No
     \b
     Example:
         watcher report --since 2026-11-01 --format markdown --output changes.md
+        watcher report --format html --output report.html
     """
     config = obj.config()
-    text = render(build_report(config, obj.store(), _parse_since(since), utc_now()), fmt)
+    if fmt == "html":
+        text = render_html_report(config, obj.store(), _parse_since(since), utc_now())
+    else:
+        text = render(build_report(config, obj.store(), _parse_since(since), utc_now()), fmt)
+    _write_or_print(text, output)
+
+
+@cli.command()
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
+@click.option("--limit", default=DEFAULT_ENTRIES, show_default=True, type=click.IntRange(min=1),
+              help="How many flags: the most recently raised, seen again or closed.")
+@pass_context
+def feed(obj: _Context, output: str | None, limit: int) -> None:
+    """An Atom feed of flags, one entry per flag, for any feed reader.
+
+    \b
+    Example:
+        watcher check && watcher feed --output /var/www/watcher/flags.atom
+    """
+    _write_or_print(build_feed(obj.config(), obj.store(), limit), output)
+
+
+def _write_or_print(text: str, output: str | None) -> None:
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
@@ -295,9 +311,11 @@ def diff(obj: _Context, source_id: str, from_seq: int | None, to_seq: int | None
     if old is None or new is None:
         missing = to_seq if new is None else from_seq
         raise UsageError(f"{source_id} has versions 1 to {latest.seq}; there is no version {missing}")
-    click.echo(f"--- {source_id} v{old.seq} ({old.created_at})")
-    click.echo(f"+++ {source_id} v{new.seq} ({new.created_at})")
-    click.echo(render_markers(word_diff(old.text, new.text)))
+    display = Display.of(sys.stdout)
+    # click.echo strips the styles again when colour is off.
+    click.echo(click.style(f"--- {source_id} v{old.seq} ({old.created_at})", fg="red", bold=True), color=display.color)
+    click.echo(click.style(f"+++ {source_id} v{new.seq} ({new.created_at})", fg="green", bold=True), color=display.color)
+    click.echo(render_word_diff(word_diff(old.text, new.text), display), color=display.color)
 
 
 @cli.command()
@@ -391,6 +409,23 @@ def status(obj: _Context, as_json: bool) -> None:
         click.echo(render_status(health), nl=False)
     if health["needs_attention"]:
         raise click.exceptions.Exit(3)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to serve on.")
+@click.option("--port", default=8001, show_default=True, help="The port to serve on (0: any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a web browser.")
+@pass_context
+def browse(obj: _Context, host: str, port: int, open_browser: bool) -> None:
+    """Browse the database in Datasette: open flags, record status, source health, recent changes.
+
+    Needs the optional extra: pip install 'watcher[browse]'. Stop it with Ctrl-C.
+
+    \b
+    Example:
+        watcher browse --open
+    """
+    serve_database(obj.config(), obj.store(create=False), host, port, open_browser)
 
 
 @cli.command()

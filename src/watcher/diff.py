@@ -181,6 +181,60 @@ def hunks(old: str, new: str) -> list[Hunk]:
     return Comparison(old, new).hunks
 
 
+@dataclass(frozen=True)
+class ExcerptPart:
+    """Consecutive lines of an excerpt: unchanged context (``old == new``) or a changed block."""
+
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """A window of the new text around changed blocks, and the unchanged lines left out around it."""
+
+    skipped_before: int
+    parts: tuple[ExcerptPart, ...]
+    skipped_after: int = 0  # set on the last window of a text only
+
+
+def excerpts(changed: Sequence[Hunk], new: str, context: int = 2) -> list[Excerpt]:
+    """The changed blocks of a long text with ``context`` unchanged lines around each, as windows.
+
+    Windows whose context would touch are merged, as in a unified diff, so a
+    reader sees each unchanged line at most once.
+    """
+    lines = new.split("\n") if new else []
+    windows: list[tuple[int, int, list[ExcerptPart]]] = []  # (first line, end, parts), 0-based, end exclusive
+    for hunk in changed:
+        start = hunk.new_line - 1
+        end = start + len(hunk.new)
+        changed_part = ExcerptPart(hunk.old, hunk.new, changed=True)
+        if windows and start - windows[-1][1] <= 2 * context:
+            first, covered, parts = windows.pop()
+        else:
+            first = covered = max(0, start - context)
+            parts = []
+        if start > covered:
+            same = tuple(lines[covered:start])
+            parts.append(ExcerptPart(same, same, changed=False))
+        parts.append(changed_part)
+        windows.append((first, end, parts))
+    result: list[Excerpt] = []
+    previous_end = 0
+    for index, (first, end, parts) in enumerate(windows):
+        following = windows[index + 1][0] if index + 1 < len(windows) else len(lines)
+        stop = min(end + context, following, len(lines))
+        if stop > end:
+            same = tuple(lines[end:stop])
+            parts.append(ExcerptPart(same, same, changed=False))
+        is_last = index == len(windows) - 1
+        result.append(Excerpt(first - previous_end, tuple(parts), len(lines) - stop if is_last else 0))
+        previous_end = stop
+    return result
+
+
 def _hunks_of(diffs: Diff) -> list[Hunk]:
     result: list[Hunk] = []
     old_line = new_line = 1

@@ -38,6 +38,21 @@ REASONS = {
     SELECTOR_MISSING: "the watched part of the page is gone (the page was redesigned; the selector needs updating)",
 }
 
+#: How pressing each reason is, so that every view colours it alike: the
+#: evidence is gone or unreachable, its wording changed (the default), or the
+#: record needs housekeeping.
+GONE, CHANGED, HOUSEKEEPING = "gone", "changed", "housekeeping"
+_REASON_TONES = {
+    QUOTE_MISSING: GONE, SOURCE_ERROR: GONE, SELECTOR_MISSING: GONE,
+    SOURCE_MOVED: HOUSEKEEPING, REVIEW_DUE: HOUSEKEEPING,
+}
+
+
+def reason_tone(reason: str) -> str:
+    """``gone``, ``changed`` or ``housekeeping``: how urgently a reason asks for an editor."""
+    return _REASON_TONES.get(reason, CHANGED)
+
+
 _SUMMARY_LINES = 6
 _SUMMARY_CHARS = 2000
 

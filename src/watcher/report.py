@@ -122,6 +122,7 @@ def build_report(config: Config, store: Store, since: datetime | None, now: date
 def _change_view(row: dict) -> dict[str, Any]:
     hunks = json.loads(row["hunks"])
     return {
+        "id": row["id"],
         "source": row["source_id"],
         "detected_at": row["detected_at"],
         "kind": row["kind"],

@@ -16,6 +16,10 @@ Tables, for people reading the database (``watcher browse``, Datasette):
 - ``reviews``    the append-only log of verifications
 - ``anchors``    the wording each cite was last verified against
 - ``notifications``  every digest delivery, sent or failed
+- ``offerings``, ``records``, ``cites``  the registry's entries, mirrored from the config at each run
+- ``flag_reasons``  what each flag reason means, in plain words
+
+Views: ``open_flags``, ``record_status``, ``source_health``, ``recent_changes``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import uuid
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,8 +39,9 @@ from typing import Any, Iterator, Mapping
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from .config import Config, Offering
 from .errors import StoreError
-from .evidence import FlagEvent
+from .evidence import REASONS, FlagEvent
 
 BUSY_TIMEOUT_SECONDS = 30
 migrations = Migrations("watcher")
@@ -255,6 +261,124 @@ def m003_notifications(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m004_registry_tables_and_views(db: sqlite_utils.Database) -> None:
+    """Offerings, records and cites mirrored from the config, and views for the questions editors ask.
+
+    The views read only plain columns (never the compressed blobs), so any
+    SQLite tool can show them; Datasette names and describes them through
+    the metadata ``watcher browse`` passes it.
+    """
+    db.executescript(
+        """
+        CREATE TABLE offerings (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            in_config INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE TABLE records (
+            id TEXT PRIMARY KEY,
+            offering_id TEXT NOT NULL REFERENCES offerings(id),
+            question TEXT,
+            claimed_status TEXT,
+            verified_on TEXT,
+            review_every_days REAL,
+            in_config INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE TABLE cites (
+            id INTEGER PRIMARY KEY,
+            record_id TEXT NOT NULL REFERENCES records(id),
+            position INTEGER NOT NULL,
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            quote TEXT,
+            watch_for TEXT,
+            UNIQUE (record_id, position)
+        );
+        CREATE INDEX records_offering ON records(offering_id);
+        CREATE INDEX cites_source ON cites(source_id);
+        CREATE TABLE flag_reasons (
+            reason TEXT PRIMARY KEY,
+            meaning TEXT NOT NULL
+        );
+        CREATE TABLE database_identity (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE VIEW open_flags AS
+        SELECT f.id AS flag_id, f.record_id, r.offering_id, r.question, r.claimed_status,
+               f.reason, fr.meaning AS reason_meaning, f.source_id, s.url AS source_url,
+               f.subject, f.outcome, f.old AS before, f.new AS after,
+               f.detected_at, f.updated_at, f.change_id, f.fetch_id
+        FROM flags f
+        LEFT JOIN records r ON r.id = f.record_id
+        LEFT JOIN flag_reasons fr ON fr.reason = f.reason
+        LEFT JOIN sources s ON s.id = f.source_id
+        WHERE f.status = 'open'
+        ORDER BY f.detected_at DESC, f.id DESC;
+
+        CREATE VIEW record_status AS
+        SELECT r.id AS record_id, r.offering_id, o.name AS offering_name, r.question, r.claimed_status,
+               CASE WHEN NOT r.in_config THEN 'no longer in the configuration'
+                    WHEN counts.open_flags > 0 THEN 'needs re-verification'
+                    ELSE 'ok' END AS state,
+               counts.open_flags,
+               (SELECT group_concat(reason, ', ') FROM
+                   (SELECT DISTINCT reason FROM flags WHERE record_id = r.id AND status = 'open' ORDER BY reason)
+               ) AS open_reasons,
+               (SELECT min(detected_at) FROM flags WHERE record_id = r.id AND status = 'open') AS flagged_since,
+               r.verified_on,
+               last_review.reviewed_at AS last_reviewed_at,
+               last_review.reviewed_by AS last_reviewed_by,
+               r.review_every_days,
+               (SELECT count(*) FROM cites WHERE record_id = r.id) AS cites,
+               r.in_config
+        FROM records r
+        JOIN offerings o ON o.id = r.offering_id
+        JOIN (SELECT r2.id, (SELECT count(*) FROM flags WHERE record_id = r2.id AND status = 'open') AS open_flags
+              FROM records r2) counts ON counts.id = r.id
+        LEFT JOIN reviews last_review ON last_review.id = (
+            SELECT id FROM reviews WHERE record_id = r.id ORDER BY reviewed_at DESC, id DESC LIMIT 1)
+        ORDER BY r.in_config DESC, counts.open_flags > 0 DESC, r.id;
+
+        CREATE VIEW source_health AS
+        SELECT s.id AS source_id, s.url,
+               CASE WHEN s.last_checked_at IS NULL THEN 'never checked'
+                    WHEN s.consecutive_failures > 0 THEN 'failing'
+                    WHEN s.selector_missing_since IS NOT NULL THEN 'selector missing'
+                    WHEN s.moved_to IS NOT NULL THEN 'moved'
+                    ELSE 'ok' END AS health,
+               s.last_outcome, s.last_error, s.last_checked_at, s.last_success_at,
+               s.consecutive_failures, s.failing_since, s.selector_missing_since, s.moved_to,
+               round(s.every_seconds / 3600.0, 2) AS every_hours,
+               (SELECT count(*) FROM versions WHERE source_id = s.id) AS versions,
+               (SELECT count(*) FROM fetches WHERE source_id = s.id) AS fetches,
+               (SELECT count(*) FROM fetches WHERE source_id = s.id
+                    AND outcome NOT IN ('ok', 'not_modified')) AS failed_fetches,
+               (SELECT count(DISTINCT record_id) FROM cites WHERE source_id = s.id) AS cited_by_records
+        FROM sources s
+        ORDER BY health = 'ok', s.id;
+
+        CREATE VIEW recent_changes AS
+        SELECT c.id AS change_id, c.source_id, s.url AS source_url, c.detected_at, c.kind,
+               old_version.seq AS from_version, new_version.seq AS to_version,
+               c.words_added, c.words_removed, json_array_length(c.hunks) AS blocks_changed,
+               c.records_flagged,
+               (SELECT group_concat(record_id, ', ') FROM
+                   (SELECT DISTINCT record_id FROM flags WHERE change_id = c.id ORDER BY record_id)
+               ) AS flagged_records,
+               c.hunks AS changed_blocks, c.run_id
+        FROM changes c
+        JOIN sources s ON s.id = c.source_id
+        LEFT JOIN versions old_version ON old_version.id = c.from_version_id
+        JOIN versions new_version ON new_version.id = c.to_version_id
+        ORDER BY c.detected_at DESC, c.id DESC;
+        """
+    )
+    db.execute("INSERT INTO database_identity (id, created_at) VALUES (?, ?)",
+               [str(uuid.uuid4()), timestamp(utc_now())])
+
+
 @dataclass(frozen=True)
 class SourceState:
     """What the store remembers about fetching one source."""
@@ -391,6 +515,54 @@ class Store:
                     """,
                     [source.id, source.url, json.dumps(list(source.select)) if source.select else None,
                      json.dumps(list(source.remove)) if source.remove else None, source.every],
+                )
+
+    def sync_config(self, config: Config) -> None:
+        """Mirror the configuration: its sources, and its offerings, records and cites."""
+        with self.transaction():
+            self.sync_sources(config.sources)
+            self.sync_records(config.offerings)
+
+    def sync_records(self, offerings: Mapping[str, Offering]) -> None:
+        """Mirror the configured offerings, records and cites, so that the database can answer
+        questions about records (the ``record_status`` view) on its own.
+
+        Records that left the configuration keep their row, marked ``in_config = 0``:
+        their flags and reviews still name them.
+        """
+        with self.transaction():
+            self.db.execute("UPDATE offerings SET in_config = 0")
+            self.db.execute("UPDATE records SET in_config = 0")
+            self.db.execute("DELETE FROM cites")
+            for offering in offerings.values():
+                self.db.execute(
+                    """INSERT INTO offerings (id, name, in_config) VALUES (?, ?, 1)
+                       ON CONFLICT(id) DO UPDATE SET name = excluded.name, in_config = 1""",
+                    [offering.id, offering.name],
+                )
+                for record in offering.records:
+                    self.db.execute(
+                        """INSERT INTO records (id, offering_id, question, claimed_status, verified_on,
+                                                review_every_days, in_config)
+                           VALUES (?, ?, ?, ?, ?, ?, 1)
+                           ON CONFLICT(id) DO UPDATE SET offering_id = excluded.offering_id,
+                               question = excluded.question, claimed_status = excluded.claimed_status,
+                               verified_on = excluded.verified_on,
+                               review_every_days = excluded.review_every_days, in_config = 1""",
+                        [record.id, offering.id, record.question, record.status,
+                         record.verified.isoformat() if record.verified else None,
+                         record.review_every / 86400 if record.review_every is not None else None],
+                    )
+                    for position, cite in enumerate(record.cites, 1):
+                        self._insert("cites", {
+                            "record_id": record.id, "position": position, "source_id": cite.source,
+                            "quote": cite.quote, "watch_for": json.dumps(list(cite.watch_for)) if cite.watch_for else None,
+                        })
+            for reason, meaning in REASONS.items():
+                self.db.execute(
+                    """INSERT INTO flag_reasons (reason, meaning) VALUES (?, ?)
+                       ON CONFLICT(reason) DO UPDATE SET meaning = excluded.meaning""",
+                    [reason, meaning],
                 )
 
     def source_state(self, source_id: str) -> SourceState:
