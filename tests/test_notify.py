@@ -366,7 +366,7 @@ def test_the_slack_text_stays_within_slacks_limit_and_escapes_markup(records, er
     flags = [{"record": record, "reason": "quote_changed", "source": "policy"} for record in records]
     report = {"offerings": [{"records": [{"flags": flags}]}]}
     failing = [{"source": "policy", "outcome": "server_error", "error": error}]
-    text = slack_text(Digest("digest", "[watcher] <test> & more", report, failing, [], None, len(flags)))
+    text = slack_text(Digest("digest", "[watcher] <test> & more", report, failing, [], None, len(flags), html=""))
     assert len(text) <= SLACK_TEXT_LIMIT
     assert text.startswith("*[watcher] &lt;test&gt; &amp; more*")
     assert "<" not in text and ">" not in text

@@ -406,7 +406,7 @@ def status(obj: _Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(health, indent=2, ensure_ascii=False))
     else:
-        click.echo(render_status(health), nl=False)
+        click.echo(render_status(health, Display.of(sys.stdout)), nl=False)
     if health["needs_attention"]:
         raise click.exceptions.Exit(3)
 

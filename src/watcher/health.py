@@ -15,9 +15,10 @@ from typing import Any
 
 from .check import due_at
 from .config import Config
-from .evidence import review_due
+from .evidence import reason_tone, review_due
 from .lock import lock_holder
 from .store import SourceState, Store, parse_timestamp, timestamp
+from .terminal import PLAIN, TONE_STYLES, Cell, Display, render_table, styled
 
 #: A source failing for longer than this needs someone to look at it.
 FAILING_TOO_LONG = timedelta(days=1)
@@ -105,11 +106,15 @@ def _run_line(run: dict[str, Any]) -> str:
             f"{run['flags_raised']} flag(s) raised")
 
 
-def render_status(status: dict[str, Any]) -> str:
-    """The status for people: a verdict, then one short section per question."""
-    out = [f"watcher status, {status['generated_at']}: "
-           + ("NEEDS ATTENTION" if status["needs_attention"] else "ok")]
-    out += [f"  ! {line}" for line in status["attention"]]
+def render_status(status: dict[str, Any], display: Display = PLAIN) -> str:
+    """The status for people: a verdict, then one short section (an aligned table) per question.
+
+    Colour only where ``display`` allows it: problems red, everything fine green.
+    """
+    verdict = "NEEDS ATTENTION" if status["needs_attention"] else "ok"
+    out = [f"watcher status, {status['generated_at']}: " + styled(verdict, "bold red" if status["needs_attention"]
+                                                                   else "green", display)]
+    out += ["  " + styled(f"! {line}", "red", display) for line in status["attention"]]
     out.append("")
     holder = status["scheduler"]
     out.append("scheduler:    " + (f"running (pid {holder.get('pid')}, since {holder.get('started_at')})"
@@ -122,16 +127,28 @@ def render_status(status: dict[str, Any]) -> str:
                + (f" ({len(due_now)} source(s) due now)" if due_now else ""))
     out.append("")
     out.append(f"failing sources: {len(status['failing_sources'])}")
-    for source in status["failing_sources"]:
-        count = f", {source['checks_failed']} check(s) in a row" if source["checks_failed"] else ""
-        out.append(f"  {source['source']:<28} {source['outcome']} since {source['since']}{count}: {source['error']}")
+    if status["failing_sources"]:
+        rows = [[source["source"], Cell(source["outcome"] or "", "bold red"), source["since"] or "",
+                 str(source["checks_failed"] or ""), source["error"] or ""] for source in status["failing_sources"]]
+        out.append(_indented(render_table(["source", "outcome", "since", "in a row", "error"], rows, display)))
     out.append(f"open flags: {status['open_flags']}")
-    out += [f"  {reason:<28} {count}" for reason, count in status["open_flags_by_reason"].items()]
+    if status["open_flags_by_reason"]:
+        rows = [[Cell(reason, TONE_STYLES[reason_tone(reason)]), str(count)]
+                for reason, count in status["open_flags_by_reason"].items()]
+        out.append(_indented(render_table(["reason", "flags"], rows, display)))
     out.append(f"reviews due: {len(status['reviews_due'])}")
-    out += [f"  {review['record']:<36} due {review['due']}" for review in status["reviews_due"]]
+    if status["reviews_due"]:
+        rows = [[review["record"], review["due"]] for review in status["reviews_due"]]
+        out.append(_indented(render_table(["record", "due"], rows, display)))
     if status["deliveries"]:
         out.append("last digests:")
-        for delivery in status["deliveries"]:
-            error = f": {delivery['error']}" if delivery["error"] else ""
-            out.append(f"  {delivery['channel']:<8} {delivery['status']} {delivery['at']} to {delivery['target']}{error}")
+        rows = [[delivery["channel"], Cell(delivery["status"], "green" if delivery["status"] == "sent" else "bold red"),
+                 delivery["at"], delivery["target"], delivery["error"] or ""] for delivery in status["deliveries"]]
+        out.append(_indented(render_table(["channel", "status", "at", "to", "error"], rows, display)))
     return "\n".join(out) + "\n"
+
+
+def _indented(table: str) -> str:
+    return "\n".join("  " + line for line in table.rstrip("\n").split("\n"))
+
+

@@ -21,7 +21,6 @@ one JSON object; its ``text`` field makes a Slack incoming webhook work as is.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import logging
 import os
@@ -37,11 +36,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from .config import Config, EmailChannel, Notify, WebhookChannel
-from .diff import render_markers, word_diff
 from .errors import UsageError
 from .fetch import classify_status
 from .politeness import parse_retry_after, retry_delay
 from .report import build_report, render_text
+from .report_html import gather_evidence, render_html
 from .store import Store, timestamp
 
 log = logging.getLogger("watcher.notify")
@@ -53,7 +52,6 @@ SLACK_TEXT_LIMIT = 3000
 MAX_RETRY_AFTER = 60.0
 _RUN_FIELDS = ("id", "trigger", "status", "started_at", "finished_at", "sources_checked", "unchanged", "changed",
                "failed", "flags_raised")
-_MARKED_REASONS = ("quote_changed", "context_changed")
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,7 @@ class Digest:
     recovered: list[dict[str, Any]]  # sources announced as failing that work again
     run: dict[str, Any] | None
     open_flags: int  # every open flag, announced before or not
+    html: str  # the HTML report of what it announces, for mail clients
 
     @property
     def flags(self) -> list[dict[str, Any]]:
@@ -99,18 +98,19 @@ def pending_digest(config: Config, store: Store, now: datetime, run_id: int | No
         return None
     report = build_report(config, store, None, now)
     return _digest("digest", _restrict(report, flag_ids), failing, recovered, _run(store, run_id),
-                   open_flags=report["flags"])
+                   open_flags=report["flags"], store=store)
 
 
 def sample_digest(config: Config, store: Store, now: datetime) -> Digest:
     """A sample digest: every open flag, as the next real digest would show them."""
     report = build_report(config, store, None, now)
     run = report["last_run"]
-    return _digest("test", report, [], [], _run(store, run["id"] if run else None), open_flags=report["flags"])
+    return _digest("test", report, [], [], _run(store, run["id"] if run else None), open_flags=report["flags"],
+                   store=store)
 
 
 def _digest(kind: str, report: dict[str, Any], failing: list[dict], recovered: list[dict],
-            run: dict | None, open_flags: int) -> Digest:
+            run: dict | None, open_flags: int, store: Store) -> Digest:
     parts = []
     if report["records_flagged"]:
         parts.append(f"{report['records_flagged']} record(s) to re-verify")
@@ -120,7 +120,9 @@ def _digest(kind: str, report: dict[str, Any], failing: list[dict], recovered: l
         parts.append(f"{len(recovered)} source(s) recovered")
     summary = ", ".join(parts) or "nothing to re-verify"
     subject = f"[watcher] {'test digest: ' if kind == 'test' else ''}{summary}"
-    return Digest(kind, subject, report, failing, recovered, run, open_flags)
+    # The HTML report, with changes in context; snapshots are named, not attached, to keep mail small.
+    html = render_html(report, gather_evidence(report, store, largest_snapshot=0, embed_budget=0))
+    return Digest(kind, subject, report, failing, recovered, run, open_flags, html)
 
 
 def _restrict(report: dict[str, Any], flag_ids: set[int]) -> dict[str, Any]:
@@ -180,37 +182,6 @@ def render_digest_text(digest: Digest) -> str:
     return "\n".join(headline(digest)) + "\n\n" + render_text(digest.report)
 
 
-def render_digest_html(digest: Digest) -> str:
-    """A small HTML part for mail clients.
-
-    Kept in this one function, with the same content as the text part, so that
-    a fuller HTML rendering of reports can take its place.
-    """
-    e = html.escape
-    out = [f"<h1>{e(digest.subject)}</h1>"] + [f"<p>{e(line)}</p>" for line in headline(digest)]
-    for offering in digest.report["offerings"]:
-        out.append(f"<h2>{e(offering['name'])}</h2>")
-        for record in offering["records"]:
-            question = f": {e(record['question'])}" if record["question"] else ""
-            out.append(f"<h3><code>{e(record['record'])}</code>{question}</h3>")
-            if record["status"]:
-                out.append(f"<p>Claimed: <em>{e(record['status'])}</em></p>")
-            out.append("<ul>")
-            for flag in record["flags"]:
-                parts = [f"<strong>{e(flag['reason'])}</strong>: {e(flag['reason_text'])}"]
-                if flag["source"]:
-                    parts.append(f"source: <a href=\"{e(flag['url'] or '')}\">{e(flag['source'])}</a>")
-                if flag["reason"] in _MARKED_REASONS and flag["old"] and flag["new"]:
-                    marked = [(op, e(text)) for op, text in word_diff(flag["old"], flag["new"])]
-                    parts.append("changes: " + render_markers(marked, "<del>{}</del>", "<ins>{}</ins>"))
-                else:
-                    parts += [f"{label}: {e(flag[key])}" for label, key in (("before", "old"), ("after", "new"))
-                              if flag[key]]
-                out.append("<li>" + "<br>".join(parts) + "</li>")
-            out.append("</ul>")
-    return "<!DOCTYPE html>\n<html><body>\n" + "\n".join(out) + "\n</body></html>\n"
-
-
 def slack_text(digest: Digest) -> str:
     """A short summary in Slack's markup, escaped as Slack asks (&, <, >)."""
 
@@ -259,7 +230,7 @@ def email_message(channel: EmailChannel, digest: Digest, now: datetime) -> Email
     message["Message-ID"] = make_msgid("watcher", domain=parseaddr(channel.sender)[1].rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a robot
     message.set_content(render_digest_text(digest))
-    message.add_alternative(render_digest_html(digest), subtype="html")
+    message.add_alternative(digest.html, subtype="html")
     return message
 
 

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 from selectolax.lexbor import LexborHTMLParser
 
 from .config import Config
-from .diff import DELETE, INSERT, Excerpt, Hunk, excerpts, word_diff
+from .diff import Excerpt, Hunk, excerpts, render_markers, word_diff
 from .evidence import (
     CONTENT_CHANGED,
     CONTEXT_CHANGED,
@@ -445,15 +445,8 @@ def _preview_document(body: bytes, content_type: str | None) -> str:
 
 def diff_html(old: str, new: str) -> str:
     """A word diff as HTML: ``<del>`` and ``<ins>`` around the changed words, everything escaped."""
-    parts = []
-    for op, text in word_diff(old, new):
-        if op == DELETE:
-            parts.append(f"<del>{escape(text)}</del>")
-        elif op == INSERT:
-            parts.append(f"<ins>{escape(text)}</ins>")
-        else:
-            parts.append(escape(text))
-    return "".join(parts)
+    escaped = [(op, escape(text)) for op, text in word_diff(old, new)]
+    return render_markers(escaped, deleted="<del>{}</del>", inserted="<ins>{}</ins>")
 
 
 def _marked(text: str, term: str | None) -> str:

@@ -92,6 +92,15 @@ class Cell:
     style: str = ""
 
 
+def styled(text: str, style: str, display: Display) -> str:
+    """``text`` in a rich style (``"bold red"``) when colour is on, as it is otherwise."""
+    if not display.color:
+        return text
+    buffer = io.StringIO()
+    make_console(buffer, display).print(Text(text, style=style), end="")
+    return buffer.getvalue()
+
+
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[str | Cell]], display: Display) -> str:
     """An aligned table; on a terminal, a rule under the header, colours and rows wrapped to its width.
 
