@@ -92,7 +92,7 @@ def cli(ctx: click.Context, config_path: str, db_path: str, debug: bool) -> None
 def _print_check(summary) -> None:
     for report in sorted(summary.sources, key=lambda r: r.source_id):
         detail = report.outcome
-        if report.version is not None and report.status in ("new", "changed"):
+        if report.version is not None and report.status in ("new", "changed", "reverted"):
             detail += f", version {report.version}"
         if report.error:
             detail += f": {report.error}"
@@ -246,6 +246,8 @@ def history(obj: _Context, source_id: str, limit: int) -> None:
     click.echo(f"{source_id}: {len(versions)} text version(s)")
     for version in reversed(versions):
         origin = "" if version["origin"] == "fetch" else f" ({version['origin']})"
+        if version["reverts_to_seq"]:
+            origin += f" (back to the text of v{version['reverts_to_seq']})"
         click.echo(f"  v{version['seq']:<4} {version['created_at']}  {version['chars']} chars  "
                    f"text {version['text_sha256'][:12]}{origin}")
     click.echo("fetches:")
@@ -256,6 +258,10 @@ def history(obj: _Context, source_id: str, limit: int) -> None:
             note = f" -> v{fetch['version_seq']}"
         if fetch["recovered"]:
             note += " (recovered)"
+        if not fetch["tls_verified"]:
+            note += " (TLS not verified)"
+        if fetch["robots_ignored"]:
+            note += " (robots.txt ignored)"
         if fetch["error"] and fetch["outcome"] not in ("ok", "not_modified"):
             note += f"  {fetch['error']}"
         click.echo(f"  {fetch['started_at']}  {fetch['outcome']:<16} {status:<9} {fetch['duration_ms']:>6} ms"

@@ -22,6 +22,7 @@ Outcomes:
 - ``unsafe_redirect`` a redirect from a public address to a private, loopback or link-local one
 - ``robots_disallowed``  robots.txt forbids the URL (``ignore_robots: true`` opts out)
 - ``missing_credentials``  an environment variable named under ``credentials`` is not set
+- ``fetch_error``    anything else that went wrong (the error names it); the run goes on
 
 The check classifies the bodies of ``ok`` answers further (see :mod:`watcher.classify`).
 """
@@ -158,6 +159,10 @@ class _Plan:
     validators: Validators = Validators()
     max_size: int = 0
     cut_at_cap: bool = False  # keep the first max_size bytes instead of failing (robots.txt)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _tls_failure(exc: BaseException) -> bool:
@@ -327,8 +332,13 @@ class Fetcher:
                 outcome = "tls_error"
             elif isinstance(exc, httpx.ProtocolError):
                 outcome = "protocol_error"
-            return _Attempt(outcome, redirects=redirects, final_url=current,
-                            error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            return _Attempt(outcome, redirects=redirects, final_url=current, error=_describe(exc))
+        except httpx.InvalidURL as exc:
+            # Configured URLs are validated, so an unusable address came from a server's Location header.
+            return _Attempt("bad_redirect", redirects=redirects, final_url=current,
+                            error=f"the server redirected to an unusable address ({exc})")
+        except Exception as exc:  # noqa: BLE001 (the contract: one odd page never ends a run)
+            return _Attempt("fetch_error", redirects=redirects, final_url=current, error=_describe(exc))
 
     async def _request(self, plan: _Plan, url: str, headers: dict[str, str], private_allowed: bool) -> _Attempt:
         client = self._client(plan.verify_tls)
@@ -360,10 +370,10 @@ class Fetcher:
 
         With ``cut_at_cap`` the body is cut at the cap (and None when it does not decode).
         """
-        decoder = BoundedDecoder(response.headers.get("content-encoding"), cap)
         chunks: list[bytes] = []
         received = 0
         try:
+            decoder = BoundedDecoder(response.headers.get("content-encoding"), cap)
             async for raw in response.aiter_raw():
                 received += len(raw)
                 if received > cap:
