@@ -125,13 +125,15 @@ def read_page(html: str) -> Page:
     tree = LexborHTMLParser(html)
     title_node = tree.css_first("title")
     heading_node = tree.css_first("h1")
+    title = title_node.text() if title_node else ""  # read before the head is stripped
+    heading = heading_node.text() if heading_node else ""
     password = tree.css_first("input[type=password], input[autocomplete=current-password]") is not None
     tree.strip_tags(NEVER_CONTENT, recursive=True)
     root = tree.body or tree.root
     text = "\n".join(lines_of([root])) if root is not None else ""
     return Page(
-        title=_lower(title_node.text() if title_node else ""),
-        heading=_lower(heading_node.text() if heading_node else ""),
+        title=_lower(title),
+        heading=_lower(heading),
         text=_lower(text),
         has_password_field=password,
         markup=html.lower(),
