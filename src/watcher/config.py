@@ -543,10 +543,16 @@ def parse_config(text: str, path: str = "sources.yaml") -> Config:
         # An alias is refused on its own line; a syntax error is usually caused by the lines before it.
         key = key_path_at(text, line, include_line=isinstance(exc, _Refused))
         raise ConfigError(path, line, key, f"invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(path, line, key_path_at(text, line, include_line=True),
+                          f"invalid YAML: character {exc.character!r} is not allowed") from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, None, "", f"invalid YAML: {exc}") from None
     if root is None:
         raise ConfigError(path, 1, "sources", "the file is empty; it needs at least a 'sources:' section")
+    if not isinstance(root, yaml.MappingNode):
+        raise reader.fail(root, "sources", f"the file must be a mapping with a 'sources:' section, got {_kind(root)}")
     sections = {name: (key_node, value_node) for name, key_node, value_node in reader.mapping(root, "")}
     for name, (key_node, _) in sections.items():
         if name not in ("settings", "sources", "offerings"):
