@@ -224,4 +224,5 @@ class HostileServer:
         except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
             writer.transport.abort()
         finally:
+            writer.close()  # idempotent; after an abort it only marks the writer closed
             self._connections.discard(task)
