@@ -146,7 +146,9 @@ async def check_async(
         async with Fetcher(config.settings, transport=transport) as fetcher:
             async for result in fetcher.fetch_all(requests):
                 for source in groups[result.url]:
-                    report = run.record(source, result)
+                    # In a worker thread, so that parsing a huge page never stalls the fetches in flight
+                    # (their deadlines keep running); records are still written one at a time.
+                    report = await asyncio.to_thread(run.record, source, result)
                     summary.sources.append(report)
                     if progress is not None:
                         progress(report)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from .extract import NEVER_CONTENT, decode_html, lines_of, normalize_line
+from .extract import NEVER_CONTENT, decode_html, normalize_line
 
 #: A page with fewer words than this can be a wall or an error page; a real page rarely is.
 SHORT_PAGE_WORDS = 250
@@ -130,7 +130,8 @@ def read_page(html: str) -> Page:
     password = tree.css_first("input[type=password], input[autocomplete=current-password]") is not None
     tree.strip_tags(NEVER_CONTENT, recursive=True)
     root = tree.body or tree.root
-    text = "\n".join(lines_of([root])) if root is not None else ""
+    # One C-level pass: block structure does not matter for these rules, and pages can be megabytes long.
+    text = root.text(separator=" ") if root is not None else ""
     return Page(
         title=_lower(title),
         heading=_lower(heading),
@@ -141,8 +142,8 @@ def read_page(html: str) -> Page:
 
 
 def _lower(text: str) -> str:
-    """Lower case, typographic apostrophes made plain, whitespace normalized line by line."""
-    return "\n".join(normalize_line(line.translate(_APOSTROPHES)).lower() for line in text.split("\n"))
+    """Lower case, typographic apostrophes made plain, whitespace collapsed to single spaces."""
+    return normalize_line(text.translate(_APOSTROPHES)).lower()
 
 
 # --------------------------------------------------------------------------

@@ -49,7 +49,7 @@ class Settings:
     timeout: float = 30.0
     retries: int = 2
     backoff: float = 1.0
-    max_size: int = 10 * 1000 * 1000
+    max_size: int = 5 * 1000 * 1000  # a page is parsed whole: the cap bounds memory too
     max_retry_after: float = 120.0
 
 

@@ -248,11 +248,27 @@ class Fetcher:
         )
 
     async def fetch_all(self, sources: Iterable[tuple[Source, Validators]]):
-        """Fetch many sources concurrently, yielding results as they complete."""
-        tasks = [asyncio.ensure_future(self.fetch(source, validators)) for source, validators in sources]
+        """Fetch many sources concurrently, yielding results as they complete.
+
+        At most ``concurrency`` results are alive at once, fetching or waiting
+        for the consumer: a fetch starts only when an earlier result has been
+        consumed, so bodies that arrive faster than they are recorded never
+        pile up in memory.
+        """
+        alive = asyncio.Semaphore(self.settings.concurrency)
+
+        async def fetch_one(source: Source, validators: Validators) -> FetchResult:
+            await alive.acquire()
+            return await self.fetch(source, validators)
+
+        tasks = [asyncio.ensure_future(fetch_one(source, validators)) for source, validators in sources]
         try:
             for next_done in asyncio.as_completed(tasks):
-                yield await next_done
+                result = await next_done
+                try:
+                    yield result
+                finally:
+                    alive.release()
         finally:
             for task in tasks:
                 task.cancel()
