@@ -330,14 +330,20 @@ def test_selector_drift_is_an_alert_never_a_deletion(server, tmp_path, drifted):
     store.close()
 
 
-def test_a_flip_flopping_page_raises_no_new_flag_and_closes_none(server, tmp_path):
-    a = POLICY
-    b = POLICY.replace("<p>Section 3:", "<p>Try our new assistant today!</p><p>Section 3:")
+def swung(server: HostileServer, tmp_path: Path, a: str, b: str) -> Harness:
+    """A source checked at text A, then at text B."""
     server.route("/p", respond(a))
     harness = Harness(server, tmp_path)
     harness.check()
     server.route("/p", respond(b))
     assert harness.check().status == "changed"
+    return harness
+
+
+def test_a_flip_flopping_page_raises_no_new_flag_and_closes_none(server, tmp_path):
+    a = POLICY
+    b = POLICY.replace("<p>Section 3:", "<p>Try our new assistant today!</p><p>Section 3:")
+    harness = swung(server, tmp_path, a, b)
     flags_after_first_swing = json.loads(harness.cli("flags", "--json"))
     assert [f["reason"] for f in flags_after_first_swing] == ["content_changed"]
     for page, status in ((a, "reverted"), (b, "reverted"), (a, "reverted")):
@@ -354,12 +360,7 @@ def test_a_flip_flopping_page_raises_no_new_flag_and_closes_none(server, tmp_pat
 
 def test_a_return_to_a_text_after_a_verification_is_news(server, tmp_path):
     a = POLICY
-    b = POLICY.replace("after 30 days", "after 90 days")
-    server.route("/p", respond(a))
-    harness = Harness(server, tmp_path)
-    harness.check()
-    server.route("/p", respond(b))
-    harness.check()
+    harness = swung(server, tmp_path, a, POLICY.replace("after 30 days", "after 90 days"))
     harness.cli("verify", "acme/retention", "acme/whole", "--by", "editor")
     server.route("/p", respond(a))
     assert harness.check().status == "reverted"

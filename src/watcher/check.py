@@ -146,9 +146,7 @@ async def check_async(
         async with Fetcher(config.settings, transport=transport) as fetcher:
             async for result in fetcher.fetch_all(requests):
                 for source in groups[result.url]:
-                    # In a worker thread, so that parsing a huge page never stalls the fetches in flight
-                    # (their deadlines keep running); records are still written one at a time.
-                    report = await asyncio.to_thread(run.record, source, result)
+                    report = await _record_off_the_loop(run, source, result)
                     summary.sources.append(report)
                     if progress is not None:
                         progress(report)
@@ -158,6 +156,21 @@ async def check_async(
         summary.finished_at = clock()
         store.finish_run(run.run_id, summary.finished_at, summary.counts(), status=status)
     return summary
+
+
+async def _record_off_the_loop(run: _Run, source: Source, result: FetchResult) -> SourceReport:
+    """Record in a worker thread, so that parsing a huge page never stalls the fetches in flight.
+
+    Records are still written one at a time, and a cancelled run waits for the
+    write in progress to commit or roll back before anything else touches the
+    database.
+    """
+    writing = asyncio.ensure_future(asyncio.to_thread(run.record, source, result))
+    try:
+        return await asyncio.shield(writing)
+    except asyncio.CancelledError:
+        await asyncio.wait([writing])
+        raise
 
 
 def _group_by_url(sources: Iterable[Source]) -> dict[str, list[Source]]:
@@ -227,7 +240,9 @@ class _Run:
         """What the body is when it is not the page (a wall, a gate, a soft error), before any extraction."""
         if result.body is None or result.status is None:
             return None
-        stored = self.store.snapshot(state.last_snapshot_sha256) if state.last_snapshot_sha256 else None
+        stored = None
+        if result.outcome == "ok" and state.last_snapshot_sha256:
+            stored = self.store.snapshot(state.last_snapshot_sha256)
         return classify_response(
             result.status, result.headers, result.body,
             previous_chars=len(latest.text) if latest is not None else None,
@@ -317,7 +332,7 @@ class _Run:
             return self._finish(source, updates, "selector_missing", result, None, raised, state)
         if not extraction.text:
             # A page with no text at all is a broken page, never "everything was deleted".
-            self.store.update_fetch(fetch_id, outcome="empty", error="the page has no text")
+            self.store.update_fetch(fetch_id, outcome="empty", error="the page has no text", recovered=0)
             return self._failed(source, state, "empty", "the page has no text", result.status, fetch_id, now)
 
         if latest is not None and latest.text == extraction.text:

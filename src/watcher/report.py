@@ -249,20 +249,22 @@ def _render_sections_text(report: dict[str, Any], out: list[str]) -> None:
         out += ["Recovered sources", "-----------------"]
         out += [f"{r['source']}  recovered at {r['at']}" for r in report["recovered_sources"]]
         out.append("")
+    for title, lines in _robustness_sections(report):
+        out += [title, "-" * len(title), *lines, ""]
+
+
+def _robustness_sections(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Flip-flops and safety overrides, as (title, lines) for every format."""
+    sections = []
     if report["reverted_changes"]:
-        out += ["Returns to an earlier text (flip-flops; no new flags)", "-----------------------------------------------------"]
-        out += [f"{c['source']}  {c['detected_at']}  back to the text of v{c['returns_to_version']}"
-                for c in report["reverted_changes"]]
-        out.append("")
+        sections.append(("Returns to an earlier text (flip-flops; no new flags)", [
+            f"{c['source']} at {c['detected_at']}: back to the text of v{c['returns_to_version']}"
+            for c in report["reverted_changes"]]))
     if report["safety_overrides"]:
-        out += ["Safety overrides", "----------------"]
-        out += [_override_line(o) for o in report["safety_overrides"]]
-        out.append("")
-
-
-def _override_line(override: dict[str, Any]) -> str:
-    kinds = "; ".join(override["overrides"]) or "no longer configured"
-    return f"{override['source']} <{override['url']}>: {kinds} ({override['fetches']} fetch(es) in this report)"
+        sections.append(("Safety overrides", [
+            f"{o['source']} <{o['url']}>: {'; '.join(o['overrides']) or 'no longer configured'} "
+            f"({o['fetches']} fetch(es) in this report)" for o in report["safety_overrides"]]))
+    return sections
 
 
 def _md_marked(old: str, new: str) -> str:
@@ -321,13 +323,6 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += ["## Recovered sources", ""]
         out += [f"- `{r['source']}` recovered at {r['at']}" for r in report["recovered_sources"]]
         out.append("")
-    if report["reverted_changes"]:
-        out += ["## Returns to an earlier text (flip-flops; no new flags)", ""]
-        out += [f"- `{c['source']}` at {c['detected_at']}: back to the text of v{c['returns_to_version']}"
-                for c in report["reverted_changes"]]
-        out.append("")
-    if report["safety_overrides"]:
-        out += ["## Safety overrides", ""]
-        out += [f"- {_override_line(o)}" for o in report["safety_overrides"]]
-        out.append("")
+    for title, lines in _robustness_sections(report):
+        out += [f"## {title}", "", *(f"- {line}" for line in lines), ""]
     return "\n".join(out).rstrip() + "\n"
