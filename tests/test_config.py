@@ -196,6 +196,11 @@ BAD_CONFIGS = [
     ("nesting bomb", _edit("select: main", "select: " + "[" * 40 + "main" + "]" * 40), 10, "sources.trust.select",
      "nesting deeper"),
     ("sources that are a list", "sources:\n  - https://example.org/\n", 2, "sources", "expected a mapping"),
+    ("no sources at all", "sources: {}\n", 1, "sources", "at least one source"),
+    ("an offering without records", _edit("    name: Acme API\n", "    name: Acme API\n    records: {}\n").replace(
+        "    records:\n      soc2:", "    more:\n      soc2:", 1), 18, "offerings.acme.records", "at least one record"),
+    ("a size cap of nothing", _edit("  timeout: 10s\n", "  timeout: 10s\n  max_size: 0\n"), 7, "settings.max_size",
+     "more than 0 bytes"),
     ("a file that is a list", "- sources\n- offerings\n", 1, "sources", "must be a mapping"),
     ("a file that is one word", "sources\n", 1, "sources", "must be a mapping"),
     ("billion laughs", 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'

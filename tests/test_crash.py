@@ -233,3 +233,18 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     with pytest.raises(StoreError, match="cannot use this database"):
         Store.open(path)
     assert path.read_text().startswith("these are my notes")
+
+
+def test_a_migration_script_stays_inside_its_transaction(tmp_path):
+    """sqlite3's executescript commits first; a crash mid-migration must leave the old schema whole."""
+    from watcher.store import _AtomicScripts
+
+    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    db = _AtomicScripts(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    db.executescript("""CREATE TABLE a (x); CREATE TABLE b (y);
+        CREATE TRIGGER b_no_delete BEFORE DELETE ON b BEGIN SELECT RAISE(ABORT, 'no'); END;""")
+    assert conn.in_transaction
+    conn.execute("ROLLBACK")  # as a crash would
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    conn.close()

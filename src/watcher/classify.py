@@ -54,7 +54,9 @@ CHALLENGE_PHRASES = _phrases(
     r"checking if the site connection is secure", r"enable javascript and cookies to continue",
     r"unusual traffic from your", r"press (?:&|and) hold", r"pardon our interruption",
     r"access to this page has been denied", r"incapsula incident", r"complete the security check",
-    r"bot (?:check|protection|verification)", r"human verification",
+    r"bot (?:check|protection|verification)", r"human verification", r"you (?:have been|are|were) blocked",
+    r"(?:request|access) (?:has been |was )?blocked", r"(?:solve|complete|enter) (?:the |this )?captcha",
+    r"ddos protection",
 )
 #: Titles of challenge interstitials, too plain to count anywhere else on a page.
 CHALLENGE_TITLES = _phrases(r"just a moment", r"attention required", r"security check", r"one more step")

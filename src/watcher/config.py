@@ -301,6 +301,13 @@ class _Reader:
             raise self.fail(node, key, "must be longer than 0s")
         return seconds
 
+    def size(self, node: yaml.Node, key: str) -> int:
+        value = self.converted(node, key, parse_size)
+        assert isinstance(value, int)
+        if value <= 0:
+            raise self.fail(node, key, "must be more than 0 bytes")
+        return value
+
     def boolean(self, node: yaml.Node, key: str) -> bool:
         text = self.string(node, key).strip().lower()
         if text in ("true", "yes"):
@@ -386,7 +393,7 @@ def _settings(r: _Reader, node: yaml.Node, key: str) -> Settings:
             "timeout": r.duration,
             "retries": lambda n, k: r.integer(n, k, 0),
             "backoff": lambda n, k: r.duration(n, k, positive=False),
-            "max_size": lambda n, k: r.converted(n, k, parse_size),
+            "max_size": lambda n, k: r.size(n, k),
             "max_retry_after": lambda n, k: r.duration(n, k, positive=False),
         },
     )
@@ -444,6 +451,8 @@ def _sources(r: _Reader, node: yaml.Node, key: str) -> dict[str, Source]:
                                              "its verify_tls, ignore_robots and credentials; one page is fetched once")
         sources[name] = source
         lines[name] = key_node.start_mark.line + 1
+    if not sources:
+        raise r.fail(node, key, "must define at least one source")
     return sources
 
 
@@ -506,6 +515,8 @@ def _records(
                 cites=values["cites"],  # type: ignore[arg-type]
             )
         )
+    if not records:
+        raise r.fail(node, key, "must define at least one record")
     return tuple(records)
 
 
