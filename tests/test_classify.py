@@ -85,7 +85,8 @@ def test_a_soft_404_that_is_not_shorter_than_the_text_it_replaces_is_the_page():
 
 def test_unavailable_pages_say_so_and_are_short():
     assert is_unavailable(page("<h1>Down for maintenance</h1><p>Back soon.</p>"), LONG)
-    assert is_unavailable(page("<p>The service is temporarily unavailable. Try again later.</p>"), None)
+    assert is_unavailable(page("<p>The service is temporarily unavailable. Try again later.</p>"), LONG)
+    assert not is_unavailable(page("<p>Status: operational. Yesterday the API was temporarily unavailable.</p>"), None)
     assert not is_unavailable(page("<p>Our SLA covers periods when the service is temporarily unavailable.</p>"
                                    + ARTICLE), None)
 

@@ -200,10 +200,14 @@ def is_soft_not_found(page: Page, previous_chars: int | None) -> str | None:
 
 
 def is_unavailable(page: Page, previous_chars: int | None) -> str | None:
-    """A short 200 page that says the site is down for now: a transient failure, like a 503."""
+    """A short 200 page that says the site is down for now: a transient failure, like a 503.
+
+    On a first check only the title or top heading counts: a short page that
+    mentions an outage in passing (a status page) is a page.
+    """
     if not page.short or not _replaces_content(page, previous_chars):
         return None
-    phrase = page.says(UNAVAILABLE_PHRASES, anywhere=True)
+    phrase = page.says(UNAVAILABLE_PHRASES, anywhere=previous_chars is not None)
     return f"the page says {phrase!r}" if phrase else None
 
 
