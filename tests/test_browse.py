@@ -130,7 +130,7 @@ def test_watcher_browse_serves_the_views_over_datasettes_json_api(registry, db_p
 
 
 def test_browse_without_a_database_says_so(tmp_path, write_config):
-    config = write_config("sources: {}\nofferings: {}\n")
+    config = write_config("sources:\n  a:\n    url: http://127.0.0.1:9/\n")
     result = subprocess.run(
         [sys.executable, "-m", "watcher", "--config", str(config), "--db", str(tmp_path / "none.db"), "browse"],
         capture_output=True, text=True, timeout=60,

@@ -143,6 +143,69 @@ BAD_CONFIGS = [
     ("YAML alias", VALID.replace("  docs:\n    url: http://docs.example.org/retention\n",
                                  "  docs: &d\n    url: http://docs.example.org/retention\n  copy: *d\n"),
      15, "sources.copy", "aliases"),
+    ("url that is a number", _edit("url: https://example.org/trust", "url: 12345"), 9, "sources.trust.url", "http"),
+    ("url with spaces", _edit("https://example.org/trust", "https://exa mple.org/trust"), 9, "sources.trust.url",
+     "spaces"),
+    ("url with a password", _edit("https://example.org/trust", "https://bot:hunter2@example.org/trust"),
+     9, "sources.trust.url", "user name or password"),
+    ("url with a bad port", _edit("https://example.org/trust", "https://example.org:99999/trust"),
+     9, "sources.trust.url", "bad port"),
+    ("url without a host", _edit("https://example.org/trust", "https:///trust"), 9, "sources.trust.url", "no host"),
+    ("url that would run code", _edit("url: https://example.org/trust", 'url: !!python/object/apply:os.system ["true"]'),
+     9, "sources.trust.url", "expected a string"),
+    ("select that is a mapping", _edit("select: main", "select: {main: 1}"), 10, "sources.trust.select",
+     "expected a string"),
+    ("every that is a list", _edit("every: 12h", "every: [12h]"), 12, "sources.trust.every", "expected a string"),
+    ("timeout that is no duration", _edit("timeout: 10s", "timeout: fast"), 6, "settings.timeout", "bad duration"),
+    ("negative per_host", _edit("per_host: 1", "per_host: -1"), 4, "settings.per_host", "at least 1"),
+    ("max_size that is no size", _edit("  timeout: 10s\n", "  timeout: 10s\n  max_size: huge\n"),
+     7, "settings.max_size", "bad size"),
+    ("user agent without a contact", _edit('"watcher-test (+https://example.org)"', "watcher"),
+     2, "settings.user_agent", "contact URL"),
+    ("verify_tls that is no boolean", _edit("    every: 12h\n", "    every: 12h\n    verify_tls: maybe\n"),
+     13, "sources.trust.verify_tls", "true or false"),
+    ("a secret where a variable name belongs", _edit(
+        "    every: 12h\n", "    every: 12h\n    credentials:\n      headers:\n        Authorization: Bearer sk-123\n"),
+     15, "sources.trust.credentials.headers.Authorization", "environment variable"),
+    ("credentials with an unknown key", _edit("    every: 12h\n", "    every: 12h\n    credentials:\n      token: T\n"),
+     14, "sources.trust.credentials.token", "unknown key"),
+    ("a header name with a space", _edit(
+        "    every: 12h\n", "    every: 12h\n    credentials:\n      headers:\n        Api Key: API_KEY\n"),
+     15, "sources.trust.credentials.headers.Api Key", "bad header name"),
+    ("the same part of the same page twice", _edit(
+        "  docs:\n    url: http://docs.example.org/retention\n",
+        '  docs:\n    url: https://example.org/trust\n    select: main\n    remove: [".cookie-banner", "#promo"]\n'),
+     13, "sources.docs", "same part of the same page as sources.trust (line 8)"),
+    ("one page fetched two ways", _edit(
+        "  docs:\n    url: http://docs.example.org/retention\n",
+        "  docs:\n    url: https://example.org/trust\n    verify_tls: false\n"),
+     13, "sources.docs", "shares its url with sources.trust"),
+    ("a cite listed twice", _edit("cites: [docs]", "cites: [docs, docs]"), 30, "offerings.acme.records.plain.cites[1]",
+     "duplicate cite"),
+    ("watch_for that is a mapping", _edit('watch_for: ["BAA"]', "watch_for: {BAA: 1}"),
+     28, "offerings.acme.records.soc2.cites[1].watch_for", "expected a string"),
+    ("quote that is a list", _edit('quote: "Acme undergoes an annual SOC 2 Type II audit"', "quote: [a, b]"),
+     26, "offerings.acme.records.soc2.cites[0].quote", "expected a string"),
+    ("unknown key in a cite", _edit("            watch_for:", "            watch_fro:"),
+     28, "offerings.acme.records.soc2.cites[1].watch_fro", "unknown key"),
+    ("record id with a space", _edit("      plain:\n", "      plain text:\n"), 29, "offerings.acme.records.plain text",
+     "bad record id"),
+    ("review interval of zero", _edit("review_every: 365d", "review_every: 0s"),
+     23, "offerings.acme.records.soc2.review_every", "longer than 0s"),
+    ("tab indentation", _edit("  docs:\n", "\tdocs:\n"), 13, "sources.trust.every", "invalid YAML"),
+    ("nesting bomb", _edit("select: main", "select: " + "[" * 40 + "main" + "]" * 40), 10, "sources.trust.select",
+     "nesting deeper"),
+    ("sources that are a list", "sources:\n  - https://example.org/\n", 2, "sources", "expected a mapping"),
+    ("no sources at all", "sources: {}\n", 1, "sources", "at least one source"),
+    ("an offering without records", _edit("    name: Acme API\n", "    name: Acme API\n    records: {}\n").replace(
+        "    records:\n      soc2:", "    more:\n      soc2:", 1), 18, "offerings.acme.records", "at least one record"),
+    ("a size cap of nothing", _edit("  timeout: 10s\n", "  timeout: 10s\n  max_size: 0\n"), 7, "settings.max_size",
+     "more than 0 bytes"),
+    ("a file that is a list", "- sources\n- offerings\n", 1, "sources", "must be a mapping"),
+    ("a file that is one word", "sources\n", 1, "sources", "must be a mapping"),
+    ("billion laughs", 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+                       "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n",
+     2, "b", "aliases"),
 ]
 
 
@@ -155,6 +218,44 @@ def test_bad_configs_name_file_line_and_key(text, line, key, words):
     assert words in str(error)
     assert str(error).startswith(f"conf/sources.yaml:{line}: {key}:")
     assert "\n" not in str(error)
+
+
+HUGE = "sources:\n" + "".join(f"  s{i}:\n    url: https://example.org/{i}\n" for i in range(120_000))
+# (what is wrong, file bytes, expected line or None for "any", expected key, words in the message)
+BAD_FILES = [
+    ("an empty file", b"", 1, "sources", "the file is empty"),
+    ("only comments", b"# nothing yet\n", 1, "sources", "the file is empty"),
+    ("not UTF-8", b"sources:\n  a:\n    url: https://example.org/\xff\n", 3, "sources.a.url", "not valid UTF-8"),
+    ("binary bytes", b"sources:\n  a:\x00\x01\x02\n", 2, "sources", "not allowed"),
+    ("a huge file", HUGE.encode(), None, "sources.", "over the"),
+]
+
+
+@pytest.mark.parametrize(("data", "line", "key", "words"), [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
+def test_bad_files_name_file_line_and_key_and_never_touch_the_database(tmp_path, data, line, key, words):
+    path = tmp_path / "sources.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    error = caught.value
+    assert error.line is not None and (line is None or error.line == line), str(error)
+    assert error.key.startswith(key), str(error)
+    assert words in str(error) and "\n" not in str(error)
+    db = tmp_path / "watcher.db"
+    result = CliRunner().invoke(cli, ["--config", str(path), "--db", str(db), "check"])
+    assert result.exit_code == 2 and str(error) in result.output
+    assert not db.exists()
+
+
+def test_every_bad_config_is_refused_before_the_database_is_touched(tmp_path):
+    db = tmp_path / "watcher.db"
+    path = tmp_path / "sources.yaml"
+    for name, text, line, key, _ in BAD_CONFIGS:
+        path.write_text(text)
+        result = CliRunner().invoke(cli, ["--config", str(path), "--db", str(db), "check"])
+        assert result.exit_code == 2, name
+        assert result.output.startswith(f"watcher: error: {path}:{line}: {key}:"), (name, result.output)
+        assert not db.exists(), name
 
 
 def test_an_empty_file_is_an_error(tmp_path):

@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 
 import httpx
 
+from .classify import Verdict, classify_response, is_consent_wall
 from .config import Config, Record, Source
 from .diff import Comparison, count_words, word_diff
 from .documents import Unreadable, read_document
@@ -26,6 +27,7 @@ from .evidence import (
     Baseline,
     FlagEvent,
     judge_version,
+    revert_events,
     review_due,
     source_events,
 )
@@ -33,12 +35,15 @@ from .extract import EXTRACTOR_VERSION
 from .fetch import Fetcher, FetchResult, Validators
 from .passages import TextIndex
 from .render import Renderer
-from .store import SourceState, Store, Version, parse_timestamp, timestamp, utc_now
+from .store import SourceState, Store, Version, parse_timestamp, sha256, timestamp, utc_now
 
 #: Failed checks in a row before a transient failure flags the citing records.
 FAILURES_BEFORE_FLAG = 3
-#: Outcomes that mean the page is gone for good: flagged at once.
-PERMANENT_FAILURES = frozenset({"not_found", "gone"})
+#: Outcomes flagged at once: the page is gone, or something now stands in its place
+#: (a bot wall, a login or NDA gate, a robots.txt ban) that retrying will not remove.
+PERMANENT_FAILURES = frozenset({"not_found", "gone", "blocked", "gated", "robots_disallowed"})
+#: A new text equal to one of the source's last distinct texts is a revert (an A/B test, a flip-flop).
+REVERT_WINDOW = 5
 
 
 @dataclass
@@ -46,7 +51,7 @@ class SourceReport:
     """What one check of one source did."""
 
     source_id: str
-    status: str  # new | changed | unchanged | failed | selector_missing
+    status: str  # new | changed | reverted | unchanged | failed | selector_missing
     outcome: str
     version: int | None = None
     flags_raised: int = 0
@@ -69,7 +74,7 @@ class RunSummary:
         return {
             "sources_checked": len(self.sources),
             "unchanged": self.count("unchanged"),
-            "changed": self.count("changed", "new"),
+            "changed": self.count("changed", "new", "reverted"),
             "failed": self.count("failed", "selector_missing"),
             "flags_raised": self.flags_raised,
         }
@@ -151,7 +156,7 @@ async def check_async(
                 Fetcher(config.settings, transport=transport, renderer=renderer) as fetcher:
             async for result in fetcher.fetch_all(requests):
                 for source in groups[result.source_id]:
-                    report = run.record(source, result)
+                    report = await _record_off_the_loop(run, source, result)
                     summary.sources.append(report)
                     if progress is not None:
                         progress(report)
@@ -163,6 +168,21 @@ async def check_async(
             summary.flags_raised = sum(s.flags_raised for s in summary.sources)
         store.finish_run(run.run_id, summary.finished_at, summary.counts(), status=status)
     return summary
+
+
+async def _record_off_the_loop(run: _Run, source: Source, result: FetchResult) -> SourceReport:
+    """Record in a worker thread, so that parsing a huge page never stalls the fetches in flight.
+
+    Records are still written one at a time, and a cancelled run waits for the
+    write in progress to commit or roll back before anything else touches the
+    database.
+    """
+    writing = asyncio.ensure_future(asyncio.to_thread(run.record, source, result))
+    try:
+        return await asyncio.shield(writing)
+    except asyncio.CancelledError:
+        await asyncio.wait([writing])
+        raise
 
 
 def _group_by_request(sources: Iterable[Source]) -> list[list[Source]]:
@@ -195,9 +215,11 @@ class _Run:
     def record(self, source: Source, result: FetchResult) -> SourceReport:
         now = self.clock()
         with self.store.transaction():
-            # Read inside the transaction: another process (the daemon, a manual check) may have just
-            # recorded this source, and decisions must build on what it wrote.
+            # Read inside the transaction: another process may have written this source a moment ago.
             state = self.store.source_state(source.id)
+            latest = self.store.latest_version(source.id)
+            verdict = self._classify(state, latest, result)
+            outcome, error = (verdict.outcome, verdict.reason) if verdict else (result.outcome, result.error)
             fetch_id = self.store.add_fetch(
                 {
                     "run_id": self.run_id,
@@ -206,19 +228,40 @@ class _Run:
                     "started_at": timestamp(result.started_at),
                     "duration_ms": result.duration_ms,
                     "attempts": result.attempts,
-                    "outcome": result.outcome,
+                    "outcome": outcome,
                     "http_status": result.status,
                     "final_url": result.final_url,
                     "redirects": json.dumps([r.as_dict() for r in result.redirects]) if result.redirects else None,
                     "headers": json.dumps(result.headers, sort_keys=True) if result.headers else None,
-                    "error": result.error,
-                    "recovered": int(result.succeeded and state.consecutive_failures > 0),
+                    "error": error,
+                    "recovered": int(result.succeeded and verdict is None and state.consecutive_failures > 0),
                     "fetcher": result.fetcher,
+                    "tls_verified": int(source.verify_tls),
+                    "robots_ignored": int(source.ignore_robots),
                 }
             )
-            if not result.succeeded:
-                return self._failed(source, state, result.outcome, result.error, result.status, fetch_id, now)
-            return self._succeeded(source, state, result, fetch_id, now)
+            if verdict is not None:
+                # Kept as evidence of what stood in the page's place, but never as the page.
+                assert result.body is not None
+                digest = self.store.save_snapshot(result.body, result.headers.get("content-type"), now)
+                self.store.update_fetch(fetch_id, snapshot_sha256=digest)
+            if verdict is not None or not result.succeeded:
+                return self._failed(source, state, outcome, error, result.status, fetch_id, now)
+            return self._succeeded(source, state, result, fetch_id, now, latest)
+
+    def _classify(self, state: SourceState, latest: Version | None, result: FetchResult) -> Verdict | None:
+        """What the body is when it is not the page (a wall, a gate, a soft error), before any extraction."""
+        if result.body is None or result.status is None:
+            return None
+        stored = None
+        if result.outcome == "ok" and state.last_snapshot_sha256:
+            stored = self.store.snapshot(state.last_snapshot_sha256)
+        return classify_response(
+            result.status, result.headers, result.body,
+            previous_chars=len(latest.text) if latest is not None else None,
+            previous_body=stored[0] if stored else None,
+            final_url=result.final_url,
+        )
 
     # ------------------------------------------------------------------ failures
 
@@ -226,8 +269,11 @@ class _Run:
                 status: int | None, fetch_id: int, now: datetime) -> SourceReport:
         failures = state.consecutive_failures + 1
         flag_now = (outcome in PERMANENT_FAILURES or failures >= FAILURES_BEFORE_FLAG) and not state.error_flagged
+        # A source already flagged that now fails differently (a 503 that became a bot wall)
+        # updates its open flag, so that the outcome editors see is the current one.
+        refresh = state.error_flagged and outcome != state.last_outcome
         raised = 0
-        if flag_now:
+        if flag_now or refresh:
             events = source_events(
                 self.config.cites_of(source.id), SOURCE_ERROR, old=source.url, new=None, outcome=outcome,
                 detail={"error": error, "http_status": status, "consecutive_failures": failures},
@@ -247,7 +293,7 @@ class _Run:
     # ------------------------------------------------------------------ successes
 
     def _succeeded(self, source: Source, state: SourceState, result: FetchResult, fetch_id: int,
-                   now: datetime) -> SourceReport:
+                   now: datetime, latest: Version | None) -> SourceReport:
         cites = self.config.cites_of(source.id)
         raised = 0
         updates: dict[str, object] = {
@@ -278,7 +324,6 @@ class _Run:
         updates["last_snapshot_sha256"] = digest
         self.store.update_fetch(fetch_id, snapshot_sha256=digest)
 
-        latest = self.store.latest_version(source.id)
         rules = rules_of(source)
         if latest is not None and (latest.rules != rules or latest.extractor_version != EXTRACTOR_VERSION):
             latest = self._reextract(source, latest, rules, now)
@@ -290,9 +335,11 @@ class _Run:
         if isinstance(extraction, Unreadable):
             # A body without watched text (an empty page, an application shell, a scanned PDF) is a failed
             # fetch, never "everything was deleted".
-            self.store.update_fetch(fetch_id, outcome=extraction.outcome, error=extraction.error)
+            self.store.update_fetch(fetch_id, outcome=extraction.outcome, error=extraction.error, recovered=0)
             return self._failed(source, state, extraction.outcome, extraction.error, result.status, fetch_id, now)
-        if extraction.selector_missing:
+        consent_wall = bool(source.select) and is_consent_wall(
+            extraction.text, len(latest.text) if latest is not None else None)
+        if extraction.selector_missing or consent_wall:
             if not state.selector_missing_since:
                 raised += self._raise(
                     source_events(cites, SELECTOR_MISSING, old=", ".join(source.select), new=None,
@@ -311,11 +358,16 @@ class _Run:
             self.store.update_fetch(fetch_id, version_id=latest.id)
             return self._finish(source, updates, "unchanged", result, latest.seq, raised, state)
 
+        returns_to = None
+        if latest is not None:
+            returns_to = self.store.recent_version_with_text(
+                source.id, sha256(extraction.text.encode("utf-8")), REVERT_WINDOW)
         version = self.store.add_version(source.id, extraction.text, digest, EXTRACTOR_VERSION, rules, "fetch", now,
                                          fetcher=result.fetcher)
         self.store.update_fetch(fetch_id, version_id=version.id)
-        raised += self._judge(source, latest, version, now, fetch_id)
-        return self._finish(source, updates, "new" if latest is None else "changed", result, version.seq, raised, state)
+        raised += self._judge(source, latest, version, now, fetch_id, returns_to)
+        status = "new" if latest is None else "reverted" if returns_to else "changed"
+        return self._finish(source, updates, status, result, version.seq, raised, state)
 
     def _finish(self, source: Source, updates: dict, status: str, result: FetchResult,
                 version: int | None, raised: int, state: SourceState) -> SourceReport:
@@ -340,7 +392,8 @@ class _Run:
             self._add_change(source, latest, version, now, kind="technical")
         return version
 
-    def _add_change(self, source: Source, old: Version, new: Version, now: datetime, kind: str) -> tuple[int, Comparison]:
+    def _add_change(self, source: Source, old: Version, new: Version, now: datetime, kind: str,
+                    reverts_to: int | None = None) -> tuple[int, Comparison]:
         comparison = Comparison(old.text, new.text)
         added = removed = 0
         for hunk in comparison.hunks:
@@ -358,21 +411,28 @@ class _Run:
                 "hunks": json.dumps([h.as_dict() for h in comparison.hunks]),
                 "words_added": added,
                 "words_removed": removed,
+                "reverts_to_version_id": reverts_to,
             }
         )
         return change_id, comparison
 
-    def _judge(self, source: Source, latest: Version | None, version: Version, now: datetime, fetch_id: int) -> int:
+    def _judge(self, source: Source, latest: Version | None, version: Version, now: datetime, fetch_id: int,
+               returns_to: dict | None = None) -> int:
+        """Record the change and raise its flags (for a revert, see :func:`revert_events`)."""
         new_index = TextIndex(version.text)
         old_index = TextIndex(latest.text) if latest is not None else None
         change_id = comparison = None
         if latest is not None:
-            change_id, comparison = self._add_change(source, latest, version, now, kind="content")
+            kind = "revert" if returns_to is not None else "content"
+            change_id, comparison = self._add_change(source, latest, version, now, kind=kind,
+                                                     reverts_to=returns_to["id"] if returns_to else None)
+        last_reviews = self.store.last_reviews() if returns_to is not None else {}
         events: list[FlagEvent] = []
         for record, cite in self.config.cites_of(source.id):
-            events.extend(
-                judge_version(record, cite, self._baseline(record, cite), new_index, old_index, comparison)
-            )
+            judged = judge_version(record, cite, self._baseline(record, cite), new_index, old_index, comparison)
+            if returns_to is not None:
+                judged = revert_events(judged, last_reviews.get(record.id), parse_timestamp(returns_to["left_at"]))
+            events.extend(judged)
         raised = self._raise(events, now, change_id=change_id, fetch_id=fetch_id)
         if change_id is not None:
             self.store.update_change(change_id, records_flagged=len({e.record for e in events}))

@@ -269,6 +269,8 @@ def history(obj: _Context, source_id: str, limit: int) -> None:
         origin = "" if version["origin"] == "fetch" else f" ({version['origin']})"
         if version["fetcher"] != "http":
             origin += f" via {version['fetcher']}"
+        if version["reverts_to_seq"]:
+            origin += f" (back to the text of v{version['reverts_to_seq']})"
         click.echo(f"  v{version['seq']:<4} {version['created_at']}  {version['chars']} chars  "
                    f"text {version['text_sha256'][:12]}{origin}")
     click.echo("fetches:")
@@ -281,6 +283,10 @@ def history(obj: _Context, source_id: str, limit: int) -> None:
             note += f" via {fetch['fetcher']}"
         if fetch["recovered"]:
             note += " (recovered)"
+        if not fetch["tls_verified"]:
+            note += " (TLS not verified)"
+        if fetch["robots_ignored"]:
+            note += " (robots.txt ignored)"
         if fetch["error"] and fetch["outcome"] not in ("ok", "not_modified"):
             note += f"  {fetch['error']}"
         click.echo(f"  {fetch['started_at']}  {fetch['outcome']:<16} {status:<9} {fetch['duration_ms']:>6} ms"

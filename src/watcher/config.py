@@ -23,6 +23,12 @@ from .errors import ConfigError
 
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Environment variable names: upper case, so that a pasted secret is refused rather than stored.
+ENV_NAME_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+#: RFC 9110 token: header and cookie names.
+TOKEN_PATTERN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: Deeper YAML than this is no configuration but an attempt to exhaust the parser.
+MAX_YAML_DEPTH = 32
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$", re.IGNORECASE)
@@ -49,9 +55,17 @@ class Settings:
     timeout: float = 30.0
     retries: int = 2
     backoff: float = 1.0
-    max_size: int = 10 * 1000 * 1000
+    max_size: int = 5 * 1000 * 1000  # a page is parsed whole: the cap bounds memory too
     max_retry_after: float = 120.0
     browser_concurrency: int = 2
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Request headers and cookies a source needs, as (name, environment variable) pairs."""
+
+    headers: tuple[tuple[str, str], ...] = ()
+    cookies: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,14 @@ class Source:
     every: float = DEFAULT_EVERY
     fetch: str = "http"
     wait_for: str | None = None  # browser only: render until this CSS selector is visible
+    verify_tls: bool = True  # False: accept any certificate (reports say so)
+    ignore_robots: bool = False  # True: fetch even where robots.txt disallows it (reports say so)
+    credentials: Credentials = Credentials()
+
+    @property
+    def fetch_options(self) -> tuple[object, ...]:
+        """What shapes the request; sources sharing a URL share one fetch, so they must agree on it."""
+        return (self.verify_tls, self.ignore_robots, self.credentials)
 
 
 @dataclass(frozen=True)
@@ -201,30 +223,46 @@ def check_selector(selector: str) -> None:
 
 
 def check_url(text: str) -> str:
-    parts = urlsplit(text.strip())
+    url = text.strip()
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValueError(f"url contains spaces or control characters: {text!r}")
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"url must start with http:// or https://, got {text!r}")
     if not parts.hostname:
         raise ValueError(f"url has no host: {text!r}")
-    return text.strip()
+    if "@" in parts.netloc:
+        raise ValueError("url must not carry a user name or password; name environment variables under credentials")
+    try:
+        parts.port  # noqa: B018 (a bad port raises only when read)
+    except ValueError:
+        raise ValueError(f"url has a bad port: {text!r}") from None
+    return url
 
 
 # --------------------------------------------------------------------------
 # Walking the composed YAML tree.
 
 
-class _AliasRefused(yaml.MarkedYAMLError):
-    """An alias (``*name``): refused so that no file can expand into a billion nodes."""
+class _Refused(yaml.MarkedYAMLError):
+    """A construct refused where it stands: an alias (``*name``), so that no file can expand
+    into a billion nodes, or nesting so deep that it could only exhaust the parser."""
 
 
 class _Loader(yaml.SafeLoader):
+    _depth = 0
+
     def compose_node(self, parent, index):  # type: ignore[override]
+        event = self.peek_event()
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise _AliasRefused(
-                None, None, "YAML aliases (*name) are not supported in sources.yaml", event.start_mark
-            )
-        return super().compose_node(parent, index)
+            raise _Refused(None, None, "YAML aliases (*name) are not supported in sources.yaml", event.start_mark)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise _Refused(None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 @dataclass
@@ -313,6 +351,38 @@ class _Reader:
             raise self.fail(node, key, "must be longer than 0s")
         return seconds
 
+    def size(self, node: yaml.Node, key: str) -> int:
+        value = self.converted(node, key, parse_size)
+        assert isinstance(value, int)
+        if value <= 0:
+            raise self.fail(node, key, "must be more than 0 bytes")
+        return value
+
+    def boolean(self, node: yaml.Node, key: str) -> bool:
+        text = self.string(node, key).strip().lower()
+        if text in ("true", "yes"):
+            return True
+        if text in ("false", "no"):
+            return False
+        raise self.fail(node, key, f"expected true or false, got {text!r}")
+
+    def names(self, node: yaml.Node, key: str, what: str) -> tuple[tuple[str, str], ...]:
+        """A mapping of header or cookie names to the environment variables holding their values."""
+        pairs = []
+        for name, key_node, value_node in self.mapping(node, key):
+            if not TOKEN_PATTERN.match(name):
+                raise self.fail(key_node, _join(key, name), f"bad {what} name {name!r}")
+            variable = self.string(value_node, _join(key, name)).strip()
+            if not ENV_NAME_PATTERN.match(variable):
+                raise self.fail(
+                    value_node, _join(key, name),
+                    "expected the name of an environment variable (e.g. VENDOR_TOKEN), never the secret itself",
+                )
+            pairs.append((name, variable))
+        if not pairs:
+            raise self.fail(node, key, "must not be empty")
+        return tuple(pairs)
+
     def date(self, node: yaml.Node, key: str) -> date:
         def to_date(text: str) -> date:
             try:
@@ -398,16 +468,36 @@ def _settings(r: _Reader, node: yaml.Node, key: str) -> Settings:
             "timeout": r.duration,
             "retries": lambda n, k: r.integer(n, k, 0),
             "backoff": lambda n, k: r.duration(n, k, positive=False),
-            "max_size": lambda n, k: r.converted(n, k, parse_size),
+            "max_size": lambda n, k: r.size(n, k),
             "max_retry_after": lambda n, k: r.duration(n, k, positive=False),
             "browser_concurrency": lambda n, k: r.integer(n, k, 1),
         },
     )
+    user_agent = values.get("user_agent")
+    if isinstance(user_agent, str) and not re.search(r"https?://\S", user_agent):
+        node_of = next(v for k, v in node.value if k.value == "user_agent")
+        raise r.fail(node_of, "settings.user_agent",
+                     "must name a contact URL for site owners, e.g. \"watcher/0.1 (+https://example.org/contact)\"")
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _credentials(r: _Reader, node: yaml.Node, key: str) -> Credentials:
+    values = r.fields(
+        node,
+        key,
+        {
+            "headers": lambda n, k: r.names(n, k, "header"),
+            "cookies": lambda n, k: r.names(n, k, "cookie"),
+        },
+    )
+    if not values:
+        raise r.fail(node, key, "must name headers or cookies")
+    return Credentials(**values)  # type: ignore[arg-type]
 
 
 def _sources(r: _Reader, node: yaml.Node, key: str) -> dict[str, Source]:
     sources: dict[str, Source] = {}
+    lines: dict[str, int] = {}
     for name, key_node, value_node in r.mapping(node, key):
         path = _join(key, name)
         r.identifier(key_node, path, name, "source")
@@ -421,6 +511,9 @@ def _sources(r: _Reader, node: yaml.Node, key: str) -> dict[str, Source]:
                 "every": r.duration,
                 "fetch": lambda n, k: r.choice(n, k, FETCHERS),
                 "wait_for": r.selector,
+                "verify_tls": r.boolean,
+                "ignore_robots": r.boolean,
+                "credentials": lambda n, k: _credentials(r, n, k),
             },
             required=("url",),
         )
@@ -428,7 +521,20 @@ def _sources(r: _Reader, node: yaml.Node, key: str) -> dict[str, Source]:
             wait_node = next(v for k, v in value_node.value if k.value == "wait_for")
             raise r.fail(wait_node, _join(path, "wait_for"),
                          "needs `fetch: browser` (a plain HTTP fetch runs no scripts to wait for)")
-        sources[name] = Source(id=name, **values)  # type: ignore[arg-type]
+        source = Source(id=name, **values)  # type: ignore[arg-type]
+        for other in sources.values():
+            if (other.url, other.fetch, other.wait_for) != (source.url, source.fetch, source.wait_for):
+                continue  # fetched separately
+            if (other.select, other.remove) == (source.select, source.remove):
+                raise r.fail(key_node, path, f"watches the same part of the same page as {key}.{other.id} "
+                                             f"(line {lines[other.id]})")
+            if other.fetch_options != source.fetch_options:
+                raise r.fail(key_node, path, f"shares its url with {key}.{other.id} (line {lines[other.id]}) but not "
+                                             "its verify_tls, ignore_robots and credentials; one page is fetched once")
+        sources[name] = source
+        lines[name] = key_node.start_mark.line + 1
+    if not sources:
+        raise r.fail(node, key, "must define at least one source")
     return sources
 
 
@@ -449,6 +555,18 @@ def _cite(r: _Reader, node: yaml.Node, key: str, sources: dict[str, Source]) -> 
     return Cite(**values)  # type: ignore[arg-type]
 
 
+def _cites(r: _Reader, node: yaml.Node, key: str, sources: dict[str, Source]) -> tuple[Cite, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise r.fail(node, key, "expected a non-empty list of cites")
+    cites: list[Cite] = []
+    for i, item in enumerate(node.value):
+        cite = _cite(r, item, f"{key}[{i}]", sources)
+        if cite in cites:
+            raise r.fail(item, f"{key}[{i}]", f"duplicate cite (the same as {key}[{cites.index(cite)}])")
+        cites.append(cite)
+    return tuple(cites)
+
+
 def _records(
     r: _Reader, node: yaml.Node, key: str, offering_id: str, sources: dict[str, Source]
 ) -> tuple[Record, ...]:
@@ -456,12 +574,6 @@ def _records(
     for name, key_node, value_node in r.mapping(node, key):
         path = _join(key, name)
         r.identifier(key_node, path, name, "record")
-
-        def cites(n: yaml.Node, k: str) -> tuple[Cite, ...]:
-            if not isinstance(n, yaml.SequenceNode) or not n.value:
-                raise r.fail(n, k, "expected a non-empty list of cites")
-            return tuple(_cite(r, item, f"{k}[{i}]", sources) for i, item in enumerate(n.value))
-
         values = r.fields(
             value_node,
             path,
@@ -470,7 +582,7 @@ def _records(
                 "status": r.string,
                 "verified": r.date,
                 "review_every": r.duration,
-                "cites": cites,
+                "cites": lambda n, k: _cites(r, n, k, sources),
             },
             required=("cites",),
         )
@@ -485,6 +597,8 @@ def _records(
                 cites=values["cites"],  # type: ignore[arg-type]
             )
         )
+    if not records:
+        raise r.fail(node, key, "must define at least one record")
     return tuple(records)
 
 
@@ -611,12 +725,18 @@ def parse_config(text: str, path: str = "sources.yaml") -> Config:
         line = mark.line + 1 if mark else None
         problem = exc.problem or exc.context or "invalid YAML"
         # An alias is refused on its own line; a syntax error is usually caused by the lines before it.
-        key = key_path_at(text, line, include_line=isinstance(exc, _AliasRefused))
+        key = key_path_at(text, line, include_line=isinstance(exc, _Refused))
         raise ConfigError(path, line, key, f"invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(path, line, key_path_at(text, line, include_line=True),
+                          f"invalid YAML: character {exc.character!r} is not allowed") from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, None, "", f"invalid YAML: {exc}") from None
     if root is None:
-        raise ConfigError(path, None, "", "the file is empty; it needs at least a 'sources:' section")
+        raise ConfigError(path, 1, "sources", "the file is empty; it needs at least a 'sources:' section")
+    if not isinstance(root, yaml.MappingNode):
+        raise reader.fail(root, "sources", f"the file must be a mapping with a 'sources:' section, got {_kind(root)}")
     sections = {name: (key_node, value_node) for name, key_node, value_node in reader.mapping(root, "")}
     for name, (key_node, _) in sections.items():
         if name not in ("settings", "sources", "offerings", "notify"):
@@ -635,23 +755,26 @@ def parse_config(text: str, path: str = "sources.yaml") -> Config:
 def load_config(path: str | Path) -> Config:
     """Read and validate a sources.yaml file."""
     name = str(path)
-    file = Path(path)
     try:
-        size = file.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(name, None, "", f"the file is {size} bytes; the limit is {MAX_CONFIG_BYTES}")
-        raw = file.read_bytes()
+        with open(path, "rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(name, None, "", "no such file (set --config or WATCHER_CONFIG)") from None
     except IsADirectoryError:
         raise ConfigError(name, None, "", "is a directory, not a file") from None
     except PermissionError:
         raise ConfigError(name, None, "", "permission denied") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        head = raw[:MAX_CONFIG_BYTES]
+        line = head.count(b"\n") + 1
+        key = key_path_at(head.decode("utf-8", errors="replace"), line, include_line=True)
+        raise ConfigError(name, line, key, f"the file is over the {MAX_CONFIG_BYTES}-byte limit")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(name, line, "", "the file is not valid UTF-8") from None
+        key = key_path_at(raw[: exc.start].decode("utf-8"), line, include_line=True)
+        raise ConfigError(name, line, key, "the file is not valid UTF-8") from None
     return parse_config(text, name)
 
 

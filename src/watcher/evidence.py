@@ -144,6 +144,26 @@ def _judge_quote(
     return []
 
 
+#: Reasons judged against what an editor verified (the anchor), not against the previous version.
+VERIFIED_STATE_REASONS = frozenset({QUOTE_MISSING, QUOTE_CHANGED})
+
+
+def revert_events(events: Iterable[FlagEvent], last_review: datetime | None, left_at: datetime) -> list[FlagEvent]:
+    """The events of one record that still count when a page returns to one of its recent texts.
+
+    Flip-flopping pages (A/B tests) would otherwise raise a flag on every
+    swing. A return to a text the page left at ``left_at`` raises nothing
+    about the change itself (context, watched terms, content) when the record
+    was not verified since: the flags of the swing away were raised then and
+    stay open until verified. A quote that does not match its verified wording
+    still counts. A record verified after the page left that text has
+    accepted the newer text, so the return is news and is judged in full.
+    """
+    if last_review is not None and last_review >= left_at:
+        return list(events)
+    return [event for event in events if event.reason in VERIFIED_STATE_REASONS]
+
+
 def _judge_terms(record: Record, cite: Cite, new: TextIndex, old: TextIndex) -> list[FlagEvent]:
     events = []
     for term in cite.watch_for:

@@ -18,7 +18,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 #: Bumped whenever a change here can change the text extracted from the same
 #: bytes; stored with every text version so old versions can be re-derived.
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
 
 NEVER_CONTENT = [
     "script", "style", "noscript", "template", "svg", "math", "iframe", "object",
@@ -49,6 +49,7 @@ _NO_SPACE_BEFORE = set(".,;:!?)]}»%’”")
 _NO_SPACE_AFTER = set("([{«“‘/$€£")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+_WINDOWS_1252_LABELS = frozenset({"latin-1", "iso8859-1", "ascii"})
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,27 @@ def _codec(name: str | None) -> str | None:
         return None
 
 
-def decode_html(body: bytes, content_type: str | None = None) -> str:
-    """Decode a response body: BOM, then the header's charset, then ``<meta charset>``, then UTF-8.
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Read the bytes UTF-8 cannot as Windows-1252: what a page mixing the two meant."""
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start:error.end]
+    return bad.decode("cp1252", errors="replace"), error.end
 
-    Undecodable bytes become U+FFFD rather than an error: a page with one bad
-    byte is still a page.
+
+codecs.register_error("watcher-cp1252", _cp1252_fallback)
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> str:
+    """Decode a response body into text, trusting the bytes over labels that contradict them.
+
+    In order: a BOM; a UTF-16/32 label (its text is not UTF-8 by design);
+    valid UTF-8 (a body with non-ASCII bytes that happens to be valid UTF-8
+    is practically never in another charset, so a wrong header or
+    ``<meta charset>`` cannot garble it); the declared charset (header, then
+    ``<meta charset>``); finally UTF-8 with each invalid byte read as
+    Windows-1252, which recovers both a Windows-1252 page labelled UTF-8 and
+    a UTF-8 page with a few stray Windows-1252 bytes. Undecodable bytes become
+    U+FFFD: a page with one bad byte is still a page.
     """
     for bom, name in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
         if body.startswith(bom):
@@ -86,17 +103,18 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
     declared = _codec(header.group(1) if header else None) or _codec(
         meta.group(1).decode("ascii", "replace") if meta else None
     )
-    if declared in (None, "utf-8"):
-        try:
-            return body.decode("utf-8")
-        except UnicodeDecodeError:
-            if declared is None:
-                return body.decode("cp1252", errors="replace")
-            return body.decode("utf-8", errors="replace")
-    if declared == "latin-1" or declared == "iso8859-1":
-        # Browsers read ISO-8859-1 as Windows-1252, and so do servers' authors.
+    if declared and declared.startswith(("utf-16", "utf-32")):
+        return body.decode(declared, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if declared in _WINDOWS_1252_LABELS:
+        # Browsers read ISO-8859-1 and ASCII as Windows-1252, and so do servers' authors.
         declared = "cp1252"
-    return body.decode(declared, errors="replace")
+    if declared not in (None, "utf-8"):
+        return body.decode(declared, errors="replace")
+    return body.decode("utf-8", errors="watcher-cp1252")
 
 
 # --------------------------------------------------------------------------

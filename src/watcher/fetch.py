@@ -11,10 +11,20 @@ Outcomes:
 - ``not_found``      404          ``gone``          410
 - ``denied``         401, 403     ``rate_limited``  429
 - ``server_error``   5xx          ``http_error``    any other 4xx
-- ``timeout``        no complete answer in time
-- ``connection_error``  DNS, refused, reset, TLS, protocol errors
-- ``too_large``      the body is larger than ``max_size``
+- ``timeout``        no complete answer within the deadline (the whole request, redirects included)
+- ``connection_error``  DNS, refused, reset
+- ``tls_error``      the certificate could not be verified (``verify_tls: false`` opts out)
+- ``protocol_error`` the server's answer is not valid HTTP
+- ``truncated``      the connection closed before the body's announced end
+- ``too_large``      the body, decoded, is larger than ``max_size`` (a decompression bomb included)
+- ``bad_encoding``   a Content-Encoding watcher did not ask for, or a body that does not decode
 - ``redirect_loop``, ``too_many_redirects``, ``bad_redirect`` (a Location that is not http(s))
+- ``unsafe_redirect`` a redirect from a public address to a private, loopback or link-local one
+- ``robots_disallowed``  robots.txt forbids the URL (``ignore_robots: true`` opts out)
+- ``missing_credentials``  an environment variable named under ``credentials`` is not set
+- ``fetch_error``    anything else that went wrong (the error names it); the run goes on
+
+The check classifies the bodies of ``ok`` answers further (see :mod:`watcher.classify`).
 
 Sources with ``fetch: browser`` are rendered by :mod:`watcher.render` inside
 the same politeness limits, with three more outcomes: ``browser_error`` (the
@@ -25,16 +35,23 @@ browser crashed mid-render), ``browser_unavailable`` (no browser this run) and
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from .addresses import Resolver, any_private, is_public, system_resolver
 from .config import Settings, Source
+from .content_coding import ACCEPT_ENCODING, BodyTooLarge, BoundedDecoder, DecodingError
+from .credentials import MissingCredential, credential_headers
 from .politeness import HostSlots, parse_retry_after, retry_delay
+from .robots import ROBOTS_MAX_BYTES, RobotsRules, origin_of, robots_url, rules_from_response
 
 if TYPE_CHECKING:
     from .render import Renderer
@@ -43,8 +60,12 @@ MAX_REDIRECTS = 10
 SUCCESS_OUTCOMES = frozenset({"ok", "not_modified"})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-KEPT_HEADERS = ("content-type", "content-length", "etag", "last-modified", "retry-after", "location", "date")
+KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "etag", "last-modified", "retry-after",
+                "location", "date", "cf-mitigated")
+UNFOLLOWABLE_REDIRECTS = frozenset({"redirect_loop", "too_many_redirects", "bad_redirect", "unsafe_redirect"})
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,application/pdf;q=0.8,*/*;q=0.5"
+#: How much of an error page is kept: enough to tell a challenge wall from a plain error.
+ERROR_BODY_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,7 +106,7 @@ class FetchResult:
     final_url: str | None = None
     redirects: tuple[Redirect, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = None
+    body: bytes | None = None  # the page, or the start of an error page
     error: str | None = None
     fetcher: str = "http"
 
@@ -136,70 +157,105 @@ class _Attempt:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     error: str | None = None
+    retry: bool = True  # False: trying again within this run cannot help
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to request one URL: which client, which extra headers for which origin, which checks."""
+
+    url: str
+    verify_tls: bool = True
+    obey_robots: bool = True
+    credentials: dict[str, str] = field(default_factory=dict)
+    validators: Validators = Validators()
+    max_size: int = 0
+    cut_at_cap: bool = False  # keep the first max_size bytes instead of failing (robots.txt)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Fetcher:
-    """An async context manager holding one HTTP client for a run.
+    """An async context manager holding the HTTP clients and per-run caches of a run.
 
     ``transport`` replaces the network (tests use ``httpx.MockTransport`` for
-    faults a real server cannot produce); ``renderer`` renders the sources
-    that need a browser (without one, they fail as ``browser_unavailable``).
+    faults a real server cannot produce); ``resolver`` replaces DNS for the
+    redirect guard; ``renderer`` renders the sources that need a browser
+    (without one, they fail as ``browser_unavailable``).
     """
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None,
-                 renderer: Renderer | None = None):
+                 resolver: Resolver = system_resolver, renderer: Renderer | None = None):
         self.settings = settings
         self._transport = transport
+        self._resolve = resolver
         self._renderer = renderer
-        self._client: httpx.AsyncClient | None = None
+        self._clients: dict[bool, httpx.AsyncClient] = {}
         self._slots = HostSlots(settings.per_host, settings.host_delay)
         self._in_flight = asyncio.Semaphore(settings.concurrency)
+        self._robots: dict[tuple[str, bool], asyncio.Task[RobotsRules | _Attempt]] = {}
 
     async def __aenter__(self) -> Fetcher:
-        limits = httpx.Limits(max_connections=self.settings.concurrency, max_keepalive_connections=self.settings.concurrency)
-        self._client = httpx.AsyncClient(
-            transport=self._transport,
-            timeout=httpx.Timeout(self.settings.timeout),
-            limits=limits,
-            follow_redirects=False,
-            headers={"User-Agent": self.settings.user_agent, "Accept": ACCEPT},
-            trust_env=False,
-        )
+        self._client(verify_tls=True)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        assert self._client is not None
-        await self._client.aclose()
+        for task in self._robots.values():
+            task.cancel()
+        await asyncio.gather(*self._robots.values(), return_exceptions=True)
+        for client in self._clients.values():
+            await client.aclose()
+
+    def _client(self, verify_tls: bool) -> httpx.AsyncClient:
+        """One client per TLS mode: verification is a property of the connection pool."""
+        if verify_tls not in self._clients:
+            limits = httpx.Limits(max_connections=self.settings.concurrency,
+                                  max_keepalive_connections=self.settings.concurrency)
+            self._clients[verify_tls] = httpx.AsyncClient(
+                transport=self._transport,
+                verify=verify_tls,
+                timeout=httpx.Timeout(self.settings.timeout),
+                limits=limits,
+                follow_redirects=False,
+                headers={"User-Agent": self.settings.user_agent, "Accept": ACCEPT,
+                         "Accept-Encoding": ACCEPT_ENCODING},
+                trust_env=False,
+            )
+        return self._clients[verify_tls]
 
     async def fetch(self, source: Source, validators: Validators = Validators()) -> FetchResult:
         """Fetch one source, with retries; never raises (but can be cancelled)."""
         started = datetime.now(UTC)
         clock = time.monotonic()
-        attempt_number = 0
-        while True:
-            attempt_number += 1
+        try:
+            credentials = credential_headers(source.credentials)
+        except MissingCredential as missing:
+            attempt, attempts = _Attempt("missing_credentials", error=str(missing)), 0  # nothing was sent
+        else:
             if source.fetch == "browser":
-                attempt = await self._render(source)
+                attempt, attempts = await self._with_retries(lambda: self._render(source))
             else:
-                attempt = await self._attempt(source.url, validators)
-            delay = retry_delay(
-                attempt_number,
-                attempt.outcome,
-                parse_retry_after(attempt.headers.get("retry-after")),
-                self.settings.retries,
-                self.settings.backoff,
-                self.settings.max_retry_after,
-            )
-            if delay is None:
-                break
-            await asyncio.sleep(delay)
+                plan = _Plan(source.url, source.verify_tls, not source.ignore_robots, credentials, validators,
+                             self.settings.max_size)
+                attempt, attempts = await self._with_retries(lambda: self._attempt(plan))
         return FetchResult(
             source_id=source.id,
             url=source.url,
             outcome=attempt.outcome,
             started_at=started,
             duration_ms=int((time.monotonic() - clock) * 1000),
-            attempts=attempt_number,
+            attempts=attempts,
             status=attempt.status,
             final_url=attempt.final_url,
             redirects=tuple(attempt.redirects),
@@ -210,27 +266,76 @@ class Fetcher:
         )
 
     async def fetch_all(self, sources: Iterable[tuple[Source, Validators]]):
-        """Fetch many sources concurrently, yielding results as they complete."""
-        tasks = [asyncio.ensure_future(self.fetch(source, validators)) for source, validators in sources]
+        """Fetch many sources concurrently, yielding results as they complete.
+
+        At most ``concurrency`` results are alive at once, fetching or waiting
+        for the consumer: a fetch starts only when an earlier result has been
+        consumed, so bodies that arrive faster than they are recorded never
+        pile up in memory.
+        """
+        alive = asyncio.Semaphore(self.settings.concurrency)
+
+        async def fetch_one(source: Source, validators: Validators) -> FetchResult:
+            await alive.acquire()
+            return await self.fetch(source, validators)
+
+        tasks = [asyncio.ensure_future(fetch_one(source, validators)) for source, validators in sources]
         try:
             for next_done in asyncio.as_completed(tasks):
-                yield await next_done
+                result = await next_done
+                try:
+                    yield result
+                finally:
+                    alive.release()
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _attempt(self, url: str, validators: Validators) -> _Attempt:
-        """One try: follow redirects by hand, each hop inside its host's slot and a deadline."""
+    async def _with_retries(self, try_once: Callable[[], Awaitable[_Attempt]]) -> tuple[_Attempt, int]:
+        attempt_number = 0
+        while True:
+            attempt_number += 1
+            attempt = await try_once()
+            delay = None if not attempt.retry else retry_delay(
+                attempt_number,
+                attempt.outcome,
+                parse_retry_after(attempt.headers.get("retry-after")),
+                self.settings.retries,
+                self.settings.backoff,
+                self.settings.max_retry_after,
+            )
+            if delay is None:
+                return attempt, attempt_number
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, plan: _Plan) -> _Attempt:
+        """One try: follow redirects by hand, each hop checked, all hops within one deadline."""
         redirects: list[Redirect] = []
-        seen = {url}
-        current = url
+        seen = {plan.url}
+        current = plan.url
+        budget = self.settings.timeout
+        origin = origin_of(plan.url)
         try:
+            configured = urlsplit(plan.url)
+            private_allowed = any_private(await self._resolve(configured.hostname or "", configured.port or 0))
             while True:
-                host = urlsplit(current).hostname or ""
-                async with self._slots.slot(host), self._in_flight:
-                    async with asyncio.timeout(self.settings.timeout):
-                        attempt = await self._request(current, validators)
+                parts = urlsplit(current)
+                if redirects and not private_allowed and any_private(
+                        await self._resolve(parts.hostname or "", parts.port or 0)):
+                    raise _Failure("unsafe_redirect", f"refused a redirect to a private address: {current}")
+                if plan.obey_robots:
+                    await self._check_robots(current, plan.verify_tls)
+                headers = dict(plan.validators.headers())
+                if origin_of(current) == origin:
+                    headers.update(plan.credentials)  # credentials never follow a redirect to another origin
+                async with self._slots.slot(parts.hostname or ""), self._in_flight:
+                    started = time.monotonic()
+                    try:
+                        async with asyncio.timeout(budget):
+                            attempt = await self._request(plan, current, headers, private_allowed)
+                    finally:
+                        budget -= time.monotonic() - started
                 location = attempt.headers.get("location")
                 if attempt.status not in REDIRECT_STATUSES or not location:
                     attempt.redirects = redirects
@@ -239,46 +344,137 @@ class Fetcher:
                 target = urljoin(current, location)
                 redirects.append(Redirect(attempt.status, current, target))
                 if urlsplit(target).scheme not in ("http", "https"):
-                    raise _Failure("bad_redirect", f"redirect to a non-HTTP address: {target}")
+                    raise _Failure("bad_redirect", f"redirect to a non-HTTP address: {target[:200]}")
                 if target in seen:
                     raise _Failure("redirect_loop", f"redirect loop back to {target}")
                 if len(redirects) > MAX_REDIRECTS:
                     raise _Failure("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
                 seen.add(target)
                 current = target
+        except _RobotsFailure as failure:
+            failed = failure.attempt
+            return _Attempt(failed.outcome, status=failed.status, redirects=redirects, final_url=current,
+                            headers=failed.headers, error=failed.error, retry=False)
         except _Failure as failure:
             return _Attempt(failure.outcome, redirects=redirects, final_url=current, error=str(failure))
         except (TimeoutError, httpx.TimeoutException) as exc:
             return _Attempt("timeout", redirects=redirects, final_url=current,
                             error=f"no complete answer within {self.settings.timeout:g}s ({type(exc).__name__})")
         except httpx.HTTPError as exc:
-            return _Attempt("connection_error", redirects=redirects, final_url=current,
-                            error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            outcome = "connection_error"
+            if isinstance(exc, httpx.ConnectError) and _tls_failure(exc):
+                outcome = "tls_error"
+            elif isinstance(exc, httpx.ProtocolError):
+                outcome = "protocol_error"
+            return _Attempt(outcome, redirects=redirects, final_url=current, error=_describe(exc))
+        except httpx.InvalidURL as exc:
+            # Configured URLs are validated, so an unusable address came from a server's Location header.
+            return _Attempt("bad_redirect", redirects=redirects, final_url=current,
+                            error=f"the server redirected to an unusable address ({exc})")
+        except Exception as exc:  # noqa: BLE001 (the contract: one odd page never ends a run)
+            return _Attempt("fetch_error", redirects=redirects, final_url=current, error=_describe(exc))
 
     async def _render(self, source: Source) -> _Attempt:
-        """One try in the browser: a browser slot, then the same host slot and global limit as HTTP."""
+        """One try in the browser: robots.txt as for HTTP, then a browser slot, the host slot and the global limit."""
         if self._renderer is None:
             return _Attempt("browser_unavailable", error="this fetcher was started without a browser")
+        if not source.ignore_robots:
+            try:
+                await self._check_robots(source.url, source.verify_tls)
+            except _RobotsFailure as failure:
+                failed = failure.attempt
+                return _Attempt(failed.outcome, status=failed.status, final_url=source.url,
+                                headers=failed.headers, error=failed.error, retry=False)
         host = urlsplit(source.url).hostname or ""
         async with self._renderer.capacity, self._slots.slot(host), self._in_flight:
             return await self._renderer.render(source.url, source.wait_for)
 
-    async def _request(self, url: str, validators: Validators) -> _Attempt:
-        assert self._client is not None
-        async with self._client.stream("GET", url, headers=validators.headers()) as response:
-            headers = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
+    async def _request(self, plan: _Plan, url: str, headers: dict[str, str], private_allowed: bool) -> _Attempt:
+        client = self._client(plan.verify_tls)
+        async with client.stream("GET", url, headers=headers) as response:
+            stream = response.extensions.get("network_stream")
+            peer = stream.get_extra_info("server_addr") if stream is not None else None
+            if peer and not private_allowed and not is_public(str(peer[0])):
+                # The name resolved to a public address a moment ago, but the connection went elsewhere.
+                raise _Failure("unsafe_redirect", f"refused to read from the private address {peer[0]} ({url})")
+            kept = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
             outcome = classify_status(response.status_code)
             if outcome != "ok":
-                return _Attempt(outcome, status=response.status_code, headers=headers,
+                body = None
+                if response.status_code not in REDIRECT_STATUSES and outcome != "not_modified":
+                    # The status says what happened; the page is only a hint (a challenge wall?).
+                    with contextlib.suppress(_Failure, httpx.HTTPError):
+                        body = await self._read_body(response, ERROR_BODY_BYTES, cut_at_cap=True)
+                return _Attempt(outcome, status=response.status_code, headers=kept, body=body,
                                 error=None if outcome == "not_modified" else f"HTTP {response.status_code}")
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.settings.max_size:
-                raise _Failure("too_large", f"Content-Length {declared} is over the {self.settings.max_size}-byte cap")
-            chunks = []
-            received = 0
-            async for chunk in response.aiter_bytes():
-                received += len(chunk)
-                if received > self.settings.max_size:
-                    raise _Failure("too_large", f"body is over the {self.settings.max_size}-byte cap")
-                chunks.append(chunk)
-            return _Attempt("ok", status=response.status_code, headers=headers, body=b"".join(chunks))
+            declared = kept.get("content-length", "")
+            if not plan.cut_at_cap and declared.isdigit() and int(declared) > plan.max_size:
+                raise _Failure("too_large", f"Content-Length {declared} is over the {plan.max_size}-byte cap")
+            body = await self._read_body(response, plan.max_size, plan.cut_at_cap)
+            return _Attempt("ok", status=response.status_code, headers=kept, body=body)
+
+    @staticmethod
+    async def _read_body(response: httpx.Response, cap: int, cut_at_cap: bool) -> bytes | None:
+        """Stream the body through a bounded decoder: never more than ``cap`` bytes in memory, raw or decoded.
+
+        With ``cut_at_cap`` the body is cut at the cap (and None when it does not decode).
+        """
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            decoder = BoundedDecoder(response.headers.get("content-encoding"), cap)
+            async for raw in response.aiter_raw():
+                received += len(raw)
+                if received > cap:
+                    raise BodyTooLarge
+                chunks.append(decoder.feed(raw))
+            chunks.append(decoder.flush())
+        except BodyTooLarge:
+            if cut_at_cap:
+                return b"".join(chunks)[:cap]
+            raise _Failure("too_large", f"body is over the {cap}-byte cap") from None
+        except DecodingError as exc:
+            if cut_at_cap:
+                return None
+            raise _Failure("bad_encoding", str(exc)) from None
+        except httpx.RemoteProtocolError as exc:
+            # The headers were fine; the body did not arrive whole (closed early, or a broken chunk).
+            declared = response.headers.get("content-length", "")
+            expected = f" of {declared}" if declared.isdigit() else ""
+            raise _Failure("truncated", f"the body broke off after {received}{expected} bytes ({exc})") from None
+        return b"".join(chunks)
+
+    # ------------------------------------------------------------------ robots.txt
+
+    async def _check_robots(self, url: str, verify_tls: bool) -> None:
+        """Raise unless robots.txt of the URL's origin allows it (fetched once per origin and run)."""
+        origin = origin_of(url)
+        key = (origin, verify_tls)
+        if key not in self._robots:
+            self._robots[key] = asyncio.ensure_future(self._fetch_robots(origin, verify_tls))
+        found = await asyncio.shield(self._robots[key])
+        if isinstance(found, _Attempt):
+            raise _RobotsFailure(found)
+        if not found.allows(url, self.settings.user_agent):
+            raise _RobotsFailure(_Attempt("robots_disallowed", error=f"robots.txt of {origin} disallows {url}"))
+
+    async def _fetch_robots(self, origin: str, verify_tls: bool) -> RobotsRules | _Attempt:
+        """The origin's rules, or the failed attempt when robots.txt is unreachable (RFC 9309: assume disallow)."""
+        plan = _Plan(robots_url(origin), verify_tls=verify_tls, obey_robots=False, max_size=ROBOTS_MAX_BYTES,
+                     cut_at_cap=True)
+        attempt, _ = await self._with_retries(lambda: self._attempt(plan))
+        if attempt.outcome in UNFOLLOWABLE_REDIRECTS:
+            return RobotsRules()  # a robots.txt that cannot be reached by following its redirects is absent
+        rules = rules_from_response(attempt.status, attempt.body) if attempt.status is not None else None
+        if rules is not None:
+            return rules
+        attempt.error = f"robots.txt unreachable: {attempt.error or attempt.outcome}"
+        return attempt
+
+
+class _RobotsFailure(Exception):
+    """robots.txt forbids the URL, or could not be read: the attempt to report instead."""
+
+    def __init__(self, attempt: _Attempt):
+        super().__init__(attempt.error)
+        self.attempt = attempt

@@ -68,6 +68,7 @@ def build_report(config: Config, store: Store, since: datetime | None, now: date
             "SELECT source_id, started_at FROM fetches WHERE recovered = 1 AND started_at >= ? ORDER BY id",
             [timestamp(since)],
         )
+        window = ("started_at >= ?", [timestamp(since)])
     else:
         flag_rows = store.open_flags()
         run_id = last_run["id"] if last_run else -1
@@ -75,6 +76,7 @@ def build_report(config: Config, store: Store, since: datetime | None, now: date
         recovered_rows = store.rows(
             "SELECT source_id, started_at FROM fetches WHERE recovered = 1 AND run_id = ? ORDER BY id", [run_id]
         )
+        window = ("run_id = ?", [run_id])
     flags = flag_views(flag_rows, config, store)
     offerings = []
     for offering in config.offerings.values():
@@ -116,7 +118,36 @@ def build_report(config: Config, store: Store, since: datetime | None, now: date
         "technical_changes": [_change_view(row) for row in change_rows if row["kind"] == "technical"],
         "failing_sources": failing,
         "recovered_sources": [{"source": r["source_id"], "at": r["started_at"]} for r in recovered_rows],
+        "reverted_changes": _reverts(store, [row for row in change_rows if row["kind"] == "revert"]),
+        "safety_overrides": _safety_overrides(config, store, *window),
     }
+
+
+def _reverts(store: Store, rows: list[dict]) -> list[dict[str, Any]]:
+    """Returns of a page to an earlier text (flip-flops, A/B tests): listed, but they raise no new flags."""
+    reverts = []
+    for row in rows:
+        target = store.row("SELECT seq FROM versions WHERE id = ?", [row["reverts_to_version_id"]])
+        reverts.append({**_change_view(row), "returns_to_version": target["seq"] if target else None})
+    return reverts
+
+
+def _safety_overrides(config: Config, store: Store, where: str, params: list) -> list[dict[str, Any]]:
+    """Sources fetched without TLS verification or without obeying robots.txt, as the config allows."""
+    used = {
+        row["source_id"]: row["n"]
+        for row in store.rows(
+            f"""SELECT source_id, count(*) AS n FROM fetches WHERE {where}
+                AND (tls_verified = 0 OR robots_ignored = 1) GROUP BY source_id""", params)
+    }
+    overrides = []
+    for source in config.sources.values():
+        kinds = ([] if source.verify_tls else ["TLS certificate not verified"]) + (
+            ["robots.txt ignored"] if source.ignore_robots else [])
+        if kinds or source.id in used:
+            overrides.append({"source": source.id, "url": source.url, "overrides": kinds,
+                              "fetches": used.get(source.id, 0)})
+    return overrides
 
 
 def _change_view(row: dict) -> dict[str, Any]:
@@ -219,6 +250,22 @@ def _render_sections_text(report: dict[str, Any], out: list[str]) -> None:
         out += ["Recovered sources", "-----------------"]
         out += [f"{r['source']}  recovered at {r['at']}" for r in report["recovered_sources"]]
         out.append("")
+    for title, lines in _robustness_sections(report):
+        out += [title, "-" * len(title), *lines, ""]
+
+
+def _robustness_sections(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Flip-flops and safety overrides, as (title, lines) for every format."""
+    sections = []
+    if report["reverted_changes"]:
+        sections.append(("Returns to an earlier text (flip-flops; no new flags)", [
+            f"{c['source']} at {c['detected_at']}: back to the text of v{c['returns_to_version']}"
+            for c in report["reverted_changes"]]))
+    if report["safety_overrides"]:
+        sections.append(("Safety overrides", [
+            f"{o['source']} <{o['url']}>: {'; '.join(o['overrides']) or 'no longer configured'} "
+            f"({o['fetches']} fetch(es) in this report)" for o in report["safety_overrides"]]))
+    return sections
 
 
 def _md_marked(old: str, new: str) -> str:
@@ -277,4 +324,6 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += ["## Recovered sources", ""]
         out += [f"- `{r['source']}` recovered at {r['at']}" for r in report["recovered_sources"]]
         out.append("")
+    for title, lines in _robustness_sections(report):
+        out += [f"## {title}", "", *(f"- {line}" for line in lines), ""]
     return "\n".join(out).rstrip() + "\n"

@@ -379,6 +379,43 @@ def m004_registry_tables_and_views(db: sqlite_utils.Database) -> None:
                [str(uuid.uuid4()), timestamp(utc_now())])
 
 
+@migrations()
+def m005_fetch_safety_and_reverts(db: sqlite_utils.Database) -> None:
+    """Whether a fetch skipped TLS verification or robots.txt, and which version a revert returns to."""
+    for statement in (
+        "ALTER TABLE fetches ADD COLUMN tls_verified INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE fetches ADD COLUMN robots_ignored INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE changes ADD COLUMN reverts_to_version_id INTEGER REFERENCES versions(id)",
+        "CREATE INDEX versions_text ON versions(source_id, text_sha256)",
+    ):
+        db.execute(statement)
+
+
+def script_statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script, triggers whole (``sqlite3.complete_statement`` knows their END)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                yield pending.strip()
+            pending = ""
+
+
+class _AtomicScripts(sqlite_utils.Database):
+    """A Database whose ``executescript`` stays inside the open transaction.
+
+    sqlite3's own ``executescript`` commits first, so a migration written as a
+    script would be half-applied by a crash in its middle and fail forever
+    after. Run statement by statement, a migration and the record of it are
+    one transaction.
+    """
+
+    def executescript(self, sql: str):  # type: ignore[override]
+        for statement in script_statements(sql):
+            self.conn.execute(statement)
+
+
 @dataclass(frozen=True)
 class SourceState:
     """What the store remembers about fetching one source."""
@@ -450,8 +487,8 @@ class Store:
         if self.db.journal_mode != "wal":
             self.db.enable_wal()
         if migrations.pending(self.db):
-            with self.transaction():
-                migrations.apply(self.db)
+            with self.transaction():  # pending again inside: another process may have just migrated
+                migrations.apply(_AtomicScripts(self.db.conn))
 
     def close(self) -> None:
         self.db.close()
@@ -678,12 +715,35 @@ class Store:
         return self._version(self.row("SELECT * FROM versions WHERE id = ?", [version_id]))
 
     def version_list(self, source_id: str) -> list[dict]:
-        """Versions of a source without their text, oldest first."""
+        """Versions of a source without their text, oldest first; ``reverts_to_seq`` for a return to an older text."""
         return self.rows(
-            """SELECT id, seq, text_sha256, chars, snapshot_sha256, extractor_version, origin, created_at, fetcher
-               FROM versions WHERE source_id = ? ORDER BY seq""",
+            """SELECT v.id, v.seq, v.text_sha256, v.chars, v.snapshot_sha256, v.extractor_version, v.origin,
+                      v.created_at, v.fetcher, r.seq AS reverts_to_seq
+               FROM versions v LEFT JOIN changes c ON c.to_version_id = v.id AND c.kind = 'revert'
+               LEFT JOIN versions r ON r.id = c.reverts_to_version_id
+               WHERE v.source_id = ? ORDER BY v.seq""",
             [source_id],
         )
+
+    def recent_version_with_text(self, source_id: str, text_sha256: str, window: int) -> dict | None:
+        """The latest version with this text, if the text is among the source's ``window`` latest distinct texts.
+
+        Returns its ``id``, ``seq`` and ``left_at``: when the next version replaced it.
+        """
+        recent = self.rows(
+            """SELECT text_sha256, max(seq) AS seq FROM versions WHERE source_id = ?
+               GROUP BY text_sha256 ORDER BY seq DESC LIMIT ?""",
+            [source_id, window],
+        )
+        for row in recent:
+            if row["text_sha256"] == text_sha256:
+                return self.row(
+                    """SELECT v.id, v.seq, n.created_at AS left_at FROM versions v
+                       JOIN versions n ON n.source_id = v.source_id AND n.seq = v.seq + 1
+                       WHERE v.source_id = ? AND v.seq = ?""",
+                    [source_id, row["seq"]],
+                )
+        return None
 
     # ------------------------------------------------------------------ fetches and changes
 

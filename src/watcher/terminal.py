@@ -36,6 +36,7 @@ STATUS_STYLES = {
     "unchanged": "dim",
     "new": "green",
     "changed": "yellow",
+    "reverted": "cyan",
     "failed": "bold red",
     "selector_missing": "red",
 }
@@ -148,7 +149,7 @@ def render_word_diff(diffs: Iterable[tuple[int, str]], display: Display) -> str:
 def source_line(report: SourceReport) -> str:
     """One source's check result on one line: id, status, outcome, version, error, flags."""
     detail = report.outcome
-    if report.version is not None and report.status in ("new", "changed"):
+    if report.version is not None and report.status in ("new", "changed", "reverted"):
         detail += f", version {report.version}"
     if report.error:
         detail += f": {report.error}"
