@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import httpx
 
 from .config import Config, Record, Source
-from .diff import Comparison, count_words, word_diff
+from .diff import Comparison, changed_word_counts
 from .errors import UsageError
 from .evidence import (
     SELECTOR_MISSING,
@@ -321,7 +321,7 @@ class _Run:
         comparison = Comparison(old.text, new.text)
         added = removed = 0
         for hunk in comparison.hunks:
-            hunk_added, hunk_removed = count_words(word_diff("\n".join(hunk.old), "\n".join(hunk.new)))
+            hunk_added, hunk_removed = changed_word_counts("\n".join(hunk.old), "\n".join(hunk.new))
             added += hunk_added
             removed += hunk_removed
         change_id = self.store.add_change(
