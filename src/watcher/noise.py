@@ -281,11 +281,16 @@ class Level:
 
     def header_index(self, rules: list[NoiseRule]) -> int | None:
         """The last region before the lead that looks like the site's header or menu."""
-        header_like = {"landmarks", "named-chrome", "link-lists"}
         for index in range(self.lead - 1, -1, -1):
-            if any(r.function(self, index) for r in rules if r.name in header_like):
+            if any(r.function(self, index) for r in rules if r.name in _HEADER_LIKE):
                 return index
         return None
+
+
+#: Region rules that recognise chrome by itself, without knowing where the main text is.
+_STANDALONE = frozenset({"landmarks", "named-chrome", "consent-banners"})
+#: Region rules that recognise a site's header or menu.
+_HEADER_LIKE = frozenset({"landmarks", "named-chrome", "link-lists"})
 
 
 _LANDMARK_TAGS = frozenset({"nav", "aside", "menu"})
@@ -416,8 +421,13 @@ def drop_page_chrome(body: LexborNode) -> None:
             return
         measures = [_Measure.of(r) for r in regions]
         content = [m.content_words for m in measures]
-        lead = max(range(len(regions)), key=content.__getitem__)
-        level = Level(regions, measures, lead, dominant=content[lead] * 2 > sum(content))
+        level = Level(regions, measures, lead=-1, dominant=False)
+        # A long cookie preference panel must not lead a short page: chrome that
+        # shows by itself (by landmark or by name) does not compete.
+        standalone = [r for r in rules if r.name in _STANDALONE]
+        contenders = [i for i in range(len(regions)) if not any(r.function(level, i) for r in standalone)]
+        lead = max(contenders or range(len(regions)), key=content.__getitem__)
+        level.lead, level.dominant = lead, content[lead] * 2 > sum(content)
         doomed = [
             region for index, region in enumerate(regions)
             if index != lead and not _holds_title(region) and any(r.function(level, index) for r in rules)
