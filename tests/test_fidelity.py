@@ -9,7 +9,6 @@ with every error). A change that makes any of them worse fails here.
 from __future__ import annotations
 
 import pytest
-
 from bench.replay import DEFAULT, SELECTORS, Observation, Score, corpus_root, errors, load_corpus, replay, score
 
 CORPUS = corpus_root()

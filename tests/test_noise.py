@@ -136,7 +136,7 @@ def test_a_long_consent_panel_never_takes_the_place_of_the_main_text():
 
 
 def test_a_cookie_policy_keeps_its_own_cookie_tables():
-    html = page(f"""<main><h1>Cookie Policy</h1><p>We keep prompts for 30 days and then delete them.</p>
+    html = page("""<main><h1>Cookie Policy</h1><p>We keep prompts for 30 days and then delete them.</p>
         <table class="cookie-table"><tr><td>_session</td><td>Keeps you signed in</td></tr></table></main>""")
     assert "_session | Keeps you signed in" in text(html)
 
@@ -158,7 +158,7 @@ def test_unnamed_blocks_of_links_beside_the_main_text_are_dropped():
 
 
 def test_a_list_of_links_inside_the_policy_is_content():
-    html = page(f"""<main><h1>Subprocessors</h1><p>We use these subprocessors to run the service.</p>
+    html = page("""<main><h1>Subprocessors</h1><p>We use these subprocessors to run the service.</p>
         <ul><li><a href="https://a.example">Cloud Provider A</a></li><li><a href="https://b.example">Mailer B</a></li>
         </ul><p>We keep prompts for 30 days and then delete them.</p></main>""")
     assert "Cloud Provider A\nMailer B" in text(html)
