@@ -19,17 +19,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import yaml
 
 from watcher.check import run_check
 from watcher.config import load_config
+from watcher.demo import LocalServer, QuietHandler
 from watcher.diff import DELETE, INSERT, word_diff
 from watcher.store import Store
 
@@ -117,14 +114,14 @@ def load_corpus(root: Path, split: str = "dev") -> Corpus:
     return Corpus(documents, pairs)
 
 
-class SnapshotServer:
+class SnapshotServer(LocalServer):
     """Serves ``/<doc-id>`` as the document's current snapshot, on 127.0.0.1."""
 
     def __init__(self) -> None:
         self.current: dict[str, bytes] = {}
         pages = self.current
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 body = pages.get(self.path.lstrip("/"))
                 if body is None:
@@ -136,26 +133,10 @@ class SnapshotServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        super().__init__(Handler, "corpus-replay")
 
     def url(self, doc: str) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/{doc}"
-
-    @contextmanager
-    def running(self) -> Iterator[SnapshotServer]:
-        thread = threading.Thread(target=self.server.serve_forever, name="corpus-replay", daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
-            thread.join()
+        return f"{self.base_url}/{doc}"
 
 
 def source_id(doc: str, configuration: str) -> str:
