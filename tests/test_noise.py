@@ -121,7 +121,8 @@ def test_cookie_banners_and_consent_managers_are_dropped():
     banner = ('<div class="cky-consent-container"><p>We value your privacy and use cookies.</p>'
               '<button>Accept all</button></div>')
     panel = ('<div class="cky-modal"><div><h2>Customise consent preferences</h2>'
-             '<table><tr><td>Cookie</td><td>_ga</td><td>Duration</td><td>1 year</td></tr></table></div></div>')
+             '<table><tr><td>Cookie</td><td>_ga</td><td>Duration</td><td>1 year</td></tr></table>'
+             '<button>Save my choices</button></div></div>')
     html = site(after=banner + panel)
     assert_rule_removes("consent-banners", html, "We value your privacy")
     assert "_ga" not in text(html)
@@ -130,9 +131,17 @@ def test_cookie_banners_and_consent_managers_are_dropped():
 def test_a_long_consent_panel_never_takes_the_place_of_the_main_text():
     rows = "".join(f"<tr><td>cookie_{i}</td><td>Stores a preference of the visitor for a year.</td></tr>"
                    for i in range(60))
-    html = page(f'<div class="cookie-preferences"><table>{rows}</table></div><div class="imprint">{POLICY}</div>')
+    html = page(f'<div class="cookie-preferences"><table>{rows}</table><a class="btn">Accept</a></div>'
+                f'<div class="imprint">{POLICY}</div>')
     assert text(html).startswith("Privacy Policy")
     assert "cookie_7" not in text(html)
+
+
+def test_a_section_about_cookies_that_asks_for_nothing_is_content():
+    sections = "".join(f'<section class="{name}"><h2>{title}</h2><p>{title} apply to every visitor of the site and '
+                       f'are reviewed each year by the legal team.</p></section>'
+                       for name, title in (("terms", "Terms"), ("cookie-policy", "Cookie rules"), ("dpa", "DPA")))
+    assert "Cookie rules apply to every visitor" in text(page(f"<main>{sections}</main>"))
 
 
 def test_a_cookie_policy_keeps_its_own_cookie_tables():

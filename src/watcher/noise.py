@@ -65,7 +65,7 @@ def word_count(text: str) -> int:
 
 
 def name_words(node: LexborNode) -> set[str]:
-    """The words of an element's id and class names, lower case.
+    """The words of an element's id, class names and ARIA label, lower case.
 
     ``mega--nav_dd``, ``siteFooter`` and ``Footer_root__x7Kq2`` give *nav*,
     *site footer* and *footer root*: BEM separators, camelCase and the hashes
@@ -73,7 +73,7 @@ def name_words(node: LexborNode) -> set[str]:
     words can recognise them.
     """
     attributes = node.attributes
-    names = f"{attributes.get('id') or ''} {attributes.get('class') or ''}"
+    names = f"{attributes.get('id') or ''} {attributes.get('class') or ''} {attributes.get('aria-label') or ''}"
     words: set[str] = set()
     for part in _NAME_PARTS.findall(names):
         words.update(piece.lower() for piece in _CAMEL.split(part))
@@ -351,10 +351,14 @@ def is_consent_overlay(level: Level, index: int) -> bool:
     """Cookie banners, consent managers and other overlays laid over the page.
 
     They are named so (*cookie*, *consent*, *gdpr*, *modal*, *popup*, ...) on
-    the region or on the element that fills it, and their cookie tables change
-    whenever a tracker is added, without the page changing.
+    the region or on the element that fills it, and they ask for a choice
+    (they hold buttons); their cookie tables change whenever a tracker is
+    added, without the page changing. A cookie policy's own section, named
+    *cookie* too, asks for nothing and stays.
     """
     region = level.regions[index]
+    if region.css_first(_BUTTONS) is None:
+        return False
     node: LexborNode | None = region
     while node is not None:
         if name_words(node) & _CONSENT_WORDS:
@@ -362,6 +366,9 @@ def is_consent_overlay(level: Level, index: int) -> bool:
         children = [c for c in element_children(node) if text_of(c)]
         node = children[0] if len(children) == 1 else None
     return False
+
+
+_BUTTONS = 'button, [role=button], [class*="btn"], [class*="button"], [class*="Button"]'
 
 
 _ANNOUNCEMENT_WORDS = frozenset({"announcement", "announcements", "banner", "promo", "promotion", "alert", "ribbon"})
