@@ -71,6 +71,7 @@ def test_try_refuses_what_it_cannot_use(site, invoke):
 def test_validate_fetch_reports_drift_instability_and_quotes_not_found(site, invoke):
     site.page("/stable", html(POLICY))
     site.page("/redesigned", html(POLICY))
+    site.page("/down", "maintenance", status=503)
     rotating(site, "/noisy", html(f"{POLICY}<p>Build {{n}}</p>"))
     config = f"""
 sources:
@@ -82,6 +83,8 @@ sources:
   noisy:
     url: {site.url('/noisy')}
     select: main
+  down:
+    url: {site.url('/down')}
 offerings:
   acme:
     records:
@@ -99,5 +102,6 @@ offerings:
     assert "unstable          two fetches differ: -[1] +[2]" in output
     assert "quote_changed" in output and "'We delete prompts after 30 days.'" in output
     assert "quote_missing" in output and "We keep logs forever." in output
-    assert "fetched 3 source(s) twice, 0s apart: 4 problem(s)" in output
+    assert "fetch_failed      " in output and "server_error" in output
+    assert "fetched 4 source(s) twice, 0s apart: 5 problem(s)" in output
     assert site.hits("/stable") == 2
