@@ -61,6 +61,17 @@ def test_a_bad_obfuscated_address_is_left_as_it_is():
     assert text(html) == "Mail [email protected] or x"
 
 
+def test_dates_relative_to_today_read_as_the_date_they_stand_for():
+    monday = page('<main><p>Last updated <time datetime="2026-05-04T10:00:00Z">2 days ago</time>.</p></main>')
+    tuesday = page('<main><p>Last updated <time datetime="2026-05-04T10:00:00Z">3 days ago</time>.</p></main>')
+    assert text(monday) == text(tuesday) == "Last updated 2026-05-04."
+    assert text(tuesday, select=("main",)) == "Last updated 2026-05-04."
+    absolute = page('<p>Effective <time datetime="2026-05-04">May 4, 2026</time></p>')
+    assert text(absolute) == "Effective May 4, 2026"
+    with without("relative-dates"):
+        assert text(tuesday) == "Last updated 3 days ago."
+
+
 def test_blocks_repeated_for_small_and_large_screens_count_once():
     html = page(f"""<main>{POLICY}<p class="hidden md:block">Effective 1 May 2026</p>
         <p class="md:hidden">Effective 1 May 2026</p><div class="d-none d-lg-block">Summary</div>
@@ -240,3 +251,9 @@ def test_whole_page_extraction_is_deterministic_and_keeps_paragraph_text(blocks)
     assert result == text(html)
     if "<p>Text</p>" in blocks:
         assert "Text" in result.split("\n")
+
+
+def test_a_title_element_written_into_the_body_is_metadata_not_text():
+    assert text(page("<title>Acme | Terms</title><main><p>We keep prompts for 30 days.</p></main>")) == (
+        "We keep prompts for 30 days."
+    )

@@ -25,7 +25,7 @@ EXTRACTOR_VERSION = 2
 
 NEVER_CONTENT = [
     "script", "style", "noscript", "template", "svg", "math", "iframe", "object",
-    "embed", "canvas", "audio", "video", "map", "head", "link", "meta",
+    "embed", "canvas", "audio", "video", "map", "head", "title", "link", "meta",
     "select", "input", "textarea",
 ]
 

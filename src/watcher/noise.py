@@ -160,6 +160,24 @@ def decode_cfemail(encoded: str) -> str | None:
     return address if address.isprintable() else None
 
 
+_YEAR_IN_TEXT = re.compile(r"\b\d{4}\b")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def pin_relative_dates(root: LexborNode) -> None:
+    """``<time datetime="2025-03-03">3 days ago</time>`` reads ``2025-03-03``: the same date every day.
+
+    A date written relative to today changes every day while the page does
+    not. Only ``time`` elements (and the ``relative-time``/``time-ago``
+    elements of some sites) whose text holds no year are rewritten: an
+    absolute date stays as the page words it.
+    """
+    for node in root.css("time[datetime], relative-time[datetime], time-ago[datetime]"):
+        moment = _ISO_DATE.match(node.attributes.get("datetime") or "")
+        if moment and not _YEAR_IN_TEXT.search(text_of(node)):
+            node.replace_with(moment.group(0))
+
+
 _RESPONSIVE_CLASS = re.compile(
     r"""^(?:
         (?:[a-z0-9]+:)+(?:hidden|block|flex|inline|inline-block|inline-flex|grid|contents|table)  # md:hidden
@@ -522,6 +540,8 @@ def clean_lines(lines: list[str], whole_page: bool) -> list[str]:
 RULES: tuple[NoiseRule, ...] = (
     NoiseRule("email-obfuscation", "e-mail addresses encoded against spam robots (data-cfemail)", ELEMENT, False,
               decode_obfuscated_emails),
+    NoiseRule("relative-dates", "dates written relative to today ('3 days ago') in time elements", ELEMENT, False,
+              pin_relative_dates),
     NoiseRule("responsive-duplicates", "blocks written twice for small and large screens", ELEMENT, False,
               drop_responsive_duplicates),
     NoiseRule("screen-reader-text", "text for screen readers only (sr-only, visually-hidden)", ELEMENT, True,
