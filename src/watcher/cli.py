@@ -14,12 +14,12 @@ import click
 from . import __version__
 from .check import reextract as reextract_sources
 from .check import resolve_targets, run_check
-from .config import Config, Settings, load_config, parse_duration
+from .config import Config, load_config, parse_duration
 from .diff import render_markers, word_diff
 from .errors import ConfigError, UsageError, WatcherError
 from .report import REPORT_FORMATS, build_report, flag_views, render
 from .store import Store, utc_now
-from .trial import source_for, try_source, validate_sources
+from .trial import try_source, validate_sources
 from .verify import anchor_warnings, verify_records
 
 
@@ -356,8 +356,8 @@ def try_command(obj: _Context, target: str, select: tuple[str, ...], remove: tup
         watcher try trust-center --pause 10s
     """
     config = obj.config() if Path(obj.config_path).exists() else None
-    source = source_for(config, target, select, remove)
-    trial = try_source(source, config.settings if config else Settings(), _pause(pause))
+    trial = try_source(config, target, select, remove, _pause(pause))
+    source = trial.source
     rules = "".join(f" --{name} {value!r}" for name, values in (("select", source.select), ("remove", source.remove))
                     for value in values)
     click.echo(f"{source.url}{rules}")

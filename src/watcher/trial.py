@@ -96,9 +96,11 @@ def source_for(config: Config | None, target: str, select: tuple[str, ...], remo
     return Source("try", url, select, remove)
 
 
-def try_source(source: Source, settings: Settings, pause: float = DEFAULT_PAUSE,
-               transport: httpx.AsyncBaseTransport | None = None) -> Trial:
-    """Fetch ``source`` twice, ``pause`` seconds apart, and compare the extracted texts."""
+def try_source(config: Config | None, target: str, select: tuple[str, ...] = (), remove: tuple[str, ...] = (),
+               pause: float = DEFAULT_PAUSE, transport: httpx.AsyncBaseTransport | None = None) -> Trial:
+    """Fetch a source id or URL twice, ``pause`` seconds apart, and compare the extracted texts."""
+    source = source_for(config, target, select, remove)
+    settings = config.settings if config is not None else Settings()
     [trial] = trial_run([source], settings, pause, transport)
     if isinstance(trial, FetchResult):
         raise WatcherError(f"{source.url}: the fetch failed ({trial.outcome}: {trial.error or trial.status})")
