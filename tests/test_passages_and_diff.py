@@ -104,6 +104,7 @@ def test_identical_texts_have_no_change(text):
     assert all(op == 0 for op, _ in word_diff(text, text))
 
 
+# A quote made only of invisible characters is no quote once normalized.
 @given(st.text(min_size=1, max_size=60).filter(normalize_line), st.text(max_size=200), st.text(max_size=200))
 def test_a_quote_present_in_a_text_is_always_found_exactly(quote, before, after):
     text = normalize_text(f"{before}\n{quote}\n{after}")  # as every stored version is

@@ -17,7 +17,7 @@ import httpx
 
 from .classify import Verdict, classify_response, is_consent_wall
 from .config import Config, Record, Source
-from .diff import Comparison, count_words, word_diff
+from .diff import Comparison, changed_word_counts
 from .documents import Unreadable, read_document
 from .errors import UsageError
 from .evidence import (
@@ -150,7 +150,7 @@ async def check_async(
     summary = RunSummary(run.run_id, started)
     status = "interrupted"
     try:
-        groups = {group[0].id: group for group in _group_by_request(config.sources[i] for i in ids)}
+        groups = {group[0].id: group for group in group_by_request(config.sources[i] for i in ids)}
         requests = [(group[0], run.validators(group)) for group in groups.values()]
         async with Renderer(config.settings) as renderer, \
                 Fetcher(config.settings, transport=transport, renderer=renderer) as fetcher:
@@ -185,7 +185,7 @@ async def _record_off_the_loop(run: _Run, source: Source, result: FetchResult) -
         raise
 
 
-def _group_by_request(sources: Iterable[Source]) -> list[list[Source]]:
+def group_by_request(sources: Iterable[Source]) -> list[list[Source]]:
     """Sources that watch different parts of one page, fetched the same way, share one fetch of it."""
     groups: dict[tuple[str, str, str | None], list[Source]] = {}
     for source in sources:
@@ -375,6 +375,21 @@ class _Run:
         return SourceReport(source.id, status, result.outcome, version=version, flags_raised=raised,
                             recovered=state.consecutive_failures > 0)
 
+    def rederive(self, source: Source) -> Reextraction:
+        """Bring one source's latest text up to the current rules (``watcher reextract``), in one transaction."""
+        latest = self.store.latest_version(source.id)
+        if latest is None:
+            return Reextraction(source.id, "never_fetched")
+        rules = rules_of(source)
+        if latest.rules == rules and latest.extractor_version == EXTRACTOR_VERSION:
+            return Reextraction(source.id, "current", latest.seq)
+        with self.store.transaction():
+            version = self._reextract(source, latest, rules, self.clock())
+        if version.id == latest.id:
+            return Reextraction(source.id, "kept", latest.seq,
+                                "no stored page, or the current rules find no text in it")
+        return Reextraction(source.id, "changed" if version.text != latest.text else "rederived", version.seq)
+
     def _reextract(self, source: Source, latest: Version, rules: str, now: datetime) -> Version:
         """Re-derive the latest text with the current rules, so a selector edit flags nothing by itself."""
         stored = self.store.snapshot(latest.snapshot_sha256) if latest.snapshot_sha256 else None
@@ -397,7 +412,7 @@ class _Run:
         comparison = Comparison(old.text, new.text)
         added = removed = 0
         for hunk in comparison.hunks:
-            hunk_added, hunk_removed = count_words(word_diff("\n".join(hunk.old), "\n".join(hunk.new)))
+            hunk_added, hunk_removed = changed_word_counts("\n".join(hunk.old), "\n".join(hunk.new))
             added += hunk_added
             removed += hunk_removed
         change_id = self.store.add_change(
@@ -463,3 +478,46 @@ class _Run:
                 if event is not None:
                     raised += self.store.raise_flag(event, now, self.run_id, once_per_subject=True)
         return raised
+
+
+# --------------------------------------------------------------------------
+# Re-deriving stored texts
+
+
+@dataclass(frozen=True)
+class Reextraction:
+    """What ``watcher reextract`` did for one source."""
+
+    source_id: str
+    status: str  # current | rederived | changed | kept | never_fetched
+    version: int | None = None
+    detail: str | None = None
+
+
+def reextract(config: Config, store: Store, source_ids: Iterable[str] | None = None, *,
+              clock: Callable[[], datetime] = utc_now) -> list[Reextraction]:
+    """Re-derive each source's latest text from its stored snapshot with the current rules, without fetching.
+
+    A text made with other ``select``/``remove`` rules or another extractor
+    version gets a new version (origin ``reextract``); when its text differs,
+    the change is recorded as ``technical``, flags nothing and shows in
+    reports as an extraction upgrade. This is what a check does by itself
+    before comparing, done for every source at once.
+    """
+    ids = list(source_ids) if source_ids else list(config.sources)
+    unknown = [i for i in ids if i not in config.sources]
+    if unknown:
+        raise UsageError(f"unknown source {unknown[0]!r} (sources are the keys under 'sources:' in {config.path})")
+    store.sync_sources(config.sources)
+    started = clock()
+    run = _Run(config, store, store.start_run("reextract", started), clock)
+    results: list[Reextraction] = []
+    status = "interrupted"
+    try:
+        for source_id in ids:
+            results.append(run.rederive(config.sources[source_id]))
+        status = "finished"
+    finally:
+        counts = {"sources_checked": len(results), "changed": sum(r.status == "changed" for r in results)}
+        store.finish_run(run.run_id, clock(), counts, status=status)
+    return results

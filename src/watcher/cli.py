@@ -15,6 +15,7 @@ from . import __version__
 from .appshell import browser_suggestions
 from .browse import browse as serve_database
 from .check import due_sources, resolve_targets, run_check
+from .check import reextract as reextract_sources
 from .config import Config, load_config, parse_duration
 from .diff import word_diff
 from .errors import ConfigError, UsageError, WatcherError
@@ -27,6 +28,7 @@ from .report_html import render_html_report
 from .schedule import serve
 from .store import Store, utc_now
 from .terminal import CheckProgress, Display, flags_table, render_word_diff
+from .trial import try_source, validate_sources
 from .verify import anchor_warnings, verify_records
 
 
@@ -197,6 +199,40 @@ def _parse_since(value: str | None) -> datetime | None:
     return moment
 
 
+_REEXTRACTED = {
+    "current": "already extracted with the current rules",
+    "rederived": "re-derived, same text",
+    "changed": "re-derived, text changed (recorded as a technical change; no flags)",
+    "kept": "kept",
+    "never_fetched": "never fetched: nothing to re-derive",
+}
+
+
+@cli.command()
+@click.argument("source_ids", nargs=-1)
+@pass_context
+def reextract(obj: _Context, source_ids: tuple[str, ...]) -> None:
+    """Re-derive stored texts from stored pages with the current selectors and extractor, without fetching.
+
+    Every source by default. A changed text is recorded as a technical change
+    that flags no record.
+
+    \b
+    Example:
+        watcher reextract                 # after editing select/remove or upgrading watcher
+        watcher reextract trust-center
+    """
+    config = obj.config()
+    results = reextract_sources(config, obj.store(), list(source_ids))
+    for result in results:
+        version = f" v{result.version}" if result.version is not None else ""
+        detail = f": {result.detail}" if result.detail else ""
+        click.echo(f"{result.source_id:<28}{version:<6} {_REEXTRACTED[result.status]}{detail}")
+    changed = sum(r.status == "changed" for r in results)
+    click.echo(f"re-derived {sum(r.status in ('changed', 'rederived') for r in results)} source(s); "
+               f"{changed} text(s) changed")
+
+
 @cli.command()
 @click.option("--since", help="Flags and changes detected since this date (YYYY-MM-DD or ISO time).")
 @click.option("--format", "fmt", type=click.Choice((*REPORT_FORMATS, "html")), default="text", show_default=True,
@@ -324,16 +360,71 @@ def diff(obj: _Context, source_id: str, from_seq: int | None, to_seq: int | None
     click.echo(render_word_diff(word_diff(old.text, new.text), display), color=display.color)
 
 
-@cli.command()
+def _pause(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"--pause: {exc}") from None
+
+
+_pause_option = click.option("--pause", default="3s", show_default=True,
+                             help="Time between the two fetches (s, m): long enough for per-request noise to change.")
+
+
+@cli.command(name="try")
+@click.argument("target")
+@click.option("--select", multiple=True, help="CSS selector of the part to watch (repeatable).")
+@click.option("--remove", multiple=True, help="CSS selector of a part to ignore (repeatable).")
+@_pause_option
 @pass_context
-def validate(obj: _Context) -> None:
-    """Check the config without fetching anything; warn about quotes re-anchored to other wording.
+def try_command(obj: _Context, target: str, select: tuple[str, ...], remove: tuple[str, ...], pause: str) -> None:
+    """Fetch a URL or a configured source twice, print its text and say whether it is stable.
+
+    Nothing is stored. When the two texts differ, the differing words are shown
+    with `remove` selectors for the elements that hold them.
+
+    \b
+    Example:
+        watcher try https://example.com/privacy --select main --remove .cookie-banner
+        watcher try trust-center --pause 10s
+    """
+    config = obj.config() if Path(obj.config_path).exists() else None
+    trial = try_source(config, target, select, remove, _pause(pause))
+    source = trial.source
+    rules = "".join(f" --{name} {value!r}" for name, values in (("select", source.select), ("remove", source.remove))
+                    for value in values)
+    click.echo(f"{source.url}{rules}")
+    if trial.selector_missing:
+        click.echo(f"select {', '.join(source.select)} matches nothing on the page (or only empty elements)")
+        return
+    click.echo(trial.second.text)
+    words = len(trial.second.text.split())
+    if trial.stable:
+        click.echo(f"\nstable: both fetches, {pause} apart, gave the same text ({words} words)")
+        return
+    click.echo(f"\nunstable: the two fetches, {pause} apart, differ in {len(trial.changes)} block(s):")
+    for marked in trial.marked_changes():
+        click.echo(f"  {marked}")
+    if trial.suggestions:
+        click.echo("suggested remove selectors (the first ones make both texts identical):")
+        for selector in trial.suggestions:
+            click.echo(f"  {selector}")
+
+
+@cli.command()
+@click.option("--fetch", "fetch_pages", is_flag=True,
+              help="Also fetch every source twice: selectors that match nothing, unstable texts, quotes not found.")
+@_pause_option
+@pass_context
+def validate(obj: _Context, fetch_pages: bool, pause: str) -> None:
+    """Check the config; warn about quotes re-anchored to other wording; with --fetch, try every source.
 
     With a database, also suggest `fetch: browser` for sources whose last check got an application shell.
 
     \b
     Example:
         watcher --config sources.yaml validate
+        watcher validate --fetch --pause 5s
     """
     config = obj.config()
     records = config.records
@@ -346,6 +437,12 @@ def validate(obj: _Context) -> None:
         store = obj.store(create=False)
         for warning in anchor_warnings(config, store) + browser_suggestions(config, store.source_states()):
             click.echo(f"warning: {warning}")
+    if fetch_pages:
+        findings = validate_sources(config, _pause(pause))
+        for finding in findings:
+            click.echo(f"{finding.source:<28} {finding.kind:<17} {finding.message}")
+        problems = [f for f in findings if f.kind != "ok"]
+        click.echo(f"fetched {len(config.sources)} source(s) twice, {pause} apart: {len(problems)} problem(s)")
 
 
 @cli.command()

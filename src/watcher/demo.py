@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Self
 
 from .check import RunSummary, run_check
 from .config import load_config
@@ -65,7 +65,39 @@ def render_page(template: str, edition: str, request_number: int) -> bytes:
     return text.encode("utf-8")
 
 
-class DemoSite:
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that does not log every request to stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 (a free port), serving from a thread while ``running()`` lasts."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.name = name
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @contextmanager
+    def running(self) -> Iterator[Self]:
+        thread = threading.Thread(target=self.server.serve_forever, name=self.name, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
+            thread.join()
+
+
+class DemoSite(LocalServer):
     """The demo's web server; ``edition`` switches every page between v1 and v2."""
 
     def __init__(self) -> None:
@@ -74,7 +106,7 @@ class DemoSite:
         self._templates = {path: page_template(name) for path, name in PAGES.items()}
         site = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 site.requests += 1
                 template = site._templates.get(self.path)
@@ -95,27 +127,7 @@ class DemoSite:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @contextmanager
-    def running(self) -> Iterator[DemoSite]:
-        thread = threading.Thread(target=self.server.serve_forever, name="watcher-demo-site", daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
-            thread.join()
+        super().__init__(Handler, "watcher-demo-site")
 
 
 def demo_config_text(base_url: str) -> str:

@@ -16,6 +16,8 @@ from typing import Iterable, Sequence
 from diff_match_patch import diff_match_patch
 
 DELETE, EQUAL, INSERT = -1, 0, 1
+#: Seconds the word alignment behind a change's word counts may take.
+COUNT_TIMEOUT = 0.1
 Diff = list[tuple[int, str]]
 
 _WORD_TOKENS = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
@@ -59,10 +61,14 @@ def _decode(diffs: Diff, table: list[str]) -> Diff:
     return [(op, "".join(token(c) for c in text)) for op, text in diffs]
 
 
-def token_diff(tokens_a: Sequence[str], tokens_b: Sequence[str]) -> Diff:
-    """Diff two token sequences; the result's texts are the joined tokens."""
+def token_diff(tokens_a: Sequence[str], tokens_b: Sequence[str], timeout: float = 2.0) -> Diff:
+    """Diff two token sequences; the result's texts are the joined tokens.
+
+    Past ``timeout`` seconds diff-match-patch stops refining and reports the
+    rest as replaced: still a correct diff, only a coarser one.
+    """
     encoded_a, encoded_b, table = _encode(tokens_a, tokens_b)
-    diffs = _engine().diff_main(encoded_a, encoded_b, False)
+    diffs = _engine(timeout).diff_main(encoded_a, encoded_b, False)
     return _decode(diffs, table)
 
 
@@ -106,6 +112,16 @@ def source_text(diffs: Iterable[tuple[int, str]]) -> str:
 
 def target_text(diffs: Iterable[tuple[int, str]]) -> str:
     return "".join(text for op, text in diffs if op != DELETE)
+
+
+def changed_word_counts(old: str, new: str) -> tuple[int, int]:
+    """(words inserted, words deleted) from ``old`` to ``new``, for a change's summary.
+
+    A count is worth a quick answer: aligning a rewritten page word by word
+    takes seconds in pure Python, so the alignment gets :data:`COUNT_TIMEOUT`
+    and a rewrite beyond it counts as replaced wholesale.
+    """
+    return count_words(token_diff(word_tokens(old), word_tokens(new), timeout=COUNT_TIMEOUT))
 
 
 def count_words(diffs: Iterable[tuple[int, str]]) -> tuple[int, int]:

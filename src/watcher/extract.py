@@ -16,13 +16,16 @@ from typing import Iterable
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-#: Bumped whenever a change here can change the text extracted from the same
-#: bytes; stored with every text version so old versions can be re-derived.
-EXTRACTOR_VERSION = 2
+from . import noise
+
+#: Bumped whenever a change here (or in the noise rules) can change the text
+#: extracted from the same bytes; stored with every text version so old
+#: versions can be re-derived.
+EXTRACTOR_VERSION = 3
 
 NEVER_CONTENT = [
     "script", "style", "noscript", "template", "svg", "math", "iframe", "object",
-    "embed", "canvas", "audio", "video", "map", "head", "link", "meta",
+    "embed", "canvas", "audio", "video", "map", "head", "title", "link", "meta",
     "select", "input", "textarea",
 ]
 
@@ -228,19 +231,6 @@ def _document_order(tree: LexborHTMLParser) -> dict[int, int]:
     return {node.mem_id: i for i, node in enumerate(tree.root.traverse())}
 
 
-def _outermost(nodes: Iterable[LexborNode], order: dict[int, int]) -> list[LexborNode]:
-    """Matched nodes in document order, without those nested in another match."""
-    unique = {node.mem_id: node for node in nodes}
-    chosen = []
-    for node in sorted(unique.values(), key=lambda n: order.get(n.mem_id, 0)):
-        ancestor = node.parent
-        while ancestor is not None and ancestor.mem_id not in unique:
-            ancestor = ancestor.parent
-        if ancestor is None:
-            chosen.append(node)
-    return chosen
-
-
 def _is_page_chrome(node: LexborNode) -> bool:
     """A header or footer is page chrome unless it sits in sectioning content."""
     ancestor = node.parent
@@ -282,23 +272,28 @@ def extract(
     select: tuple[str, ...] = (),
     remove: tuple[str, ...] = (),
 ) -> Extraction:
-    """The watched text of ``html``: the ``select`` part (the body by default), minus ``remove``."""
+    """The watched text of ``html``: the ``select`` part (the body by default), minus ``remove`` and noise."""
     tree = LexborHTMLParser(html)
     tree.strip_tags(NEVER_CONTENT, recursive=True)
     if select:
         order = _document_order(tree)
-        roots = _outermost((node for selector in select for node in tree.css(selector)), order)
+        roots = noise.outermost((node for selector in select for node in tree.css(selector)), order)
         if not roots:
             return Extraction("", selector_missing=True)
     else:
         body = tree.body or tree.root
         if body is None:
             return Extraction("")
-        _remove_default_chrome(body)
         roots = [body]
+    whole_page = not select
     for root in roots:
         _decompose_all(root, remove)
-    text = "\n".join(lines_of(roots))
+        noise.clean_elements(root, whole_page)
+    if whole_page:
+        # The walk to the main text reads the landmarks, so it runs before they go.
+        noise.drop_page_chrome(roots[0])
+        _remove_default_chrome(roots[0])
+    text = "\n".join(noise.clean_lines(lines_of(roots), whole_page))
     if select and not text:
         # A selector that matches only an empty element (or one the page
         # emptied) is the same configuration drift as one that matches nothing.

@@ -314,6 +314,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             for hunk in change["hunks"]:
                 out += [f"  - ~~{line}~~" for line in hunk["old"]] + [f"  - **{line}**" for line in hunk["new"]]
         out.append("")
+    if report["technical_changes"]:
+        out += ["## Technical changes (extraction rules; no flags)", ""]
+        out += [f"- `{c['source']}` at {c['detected_at']}: {c['blocks']} block(s) re-derived"
+                for c in report["technical_changes"]]
+        out.append("")
     if report["failing_sources"]:
         out += ["## Failing sources", ""]
         for source in report["failing_sources"]:
