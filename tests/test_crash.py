@@ -32,7 +32,7 @@ from watcher.errors import StoreError
 from watcher.store import Store, migrations
 
 SOURCES = 200
-TRIALS = int(os.environ.get("WATCHER_KILL_TRIALS", "12"))
+TRIALS = int(os.environ.get("WATCHER_KILL_TRIALS", "8"))
 SEED = int(os.environ.get("WATCHER_KILL_SEED", str(random.randrange(1 << 30))))
 
 
