@@ -132,34 +132,6 @@ def active(kind: str, whole_page: bool) -> list[NoiseRule]:
 # Element rules
 
 
-def decode_obfuscated_emails(root: LexborNode) -> None:
-    """Addresses hidden from spam robots by a CDN, as ``data-cfemail`` hex, are written out.
-
-    The encoding is a one-byte key followed by the address XORed with it; the
-    key changes with every response, and a page rendered by a browser shows
-    the address in clear, so only the decoded address is stable.
-    """
-    for node in root.css("[data-cfemail]"):
-        address = decode_cfemail(node.attributes.get("data-cfemail") or "")
-        if address is not None:
-            node.replace_with(address)
-
-
-def decode_cfemail(encoded: str) -> str | None:
-    try:
-        data = bytes.fromhex(encoded)
-    except ValueError:
-        return None
-    if len(data) < 2:
-        return None
-    key = data[0]
-    try:
-        address = bytes(b ^ key for b in data[1:]).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return address if address.isprintable() else None
-
-
 _YEAR_IN_TEXT = re.compile(r"\b\d{4}\b")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
@@ -538,8 +510,6 @@ def clean_lines(lines: list[str], whole_page: bool) -> list[str]:
 
 #: Every rule, in the order they apply. The fidelity benchmark switches them off by name.
 RULES: tuple[NoiseRule, ...] = (
-    NoiseRule("email-obfuscation", "e-mail addresses encoded against spam robots (data-cfemail)", ELEMENT, False,
-              decode_obfuscated_emails),
     NoiseRule("relative-dates", "dates written relative to today ('3 days ago') in time elements", ELEMENT, False,
               pin_relative_dates),
     NoiseRule("responsive-duplicates", "blocks written twice for small and large screens", ELEMENT, False,
