@@ -253,13 +253,18 @@ class _Run:
         """What the body is when it is not the page (a wall, a gate, a soft error), before any extraction."""
         if result.body is None or result.status is None:
             return None
-        stored = None
+        previous_body = None
         if result.outcome == "ok" and state.last_snapshot_sha256:
-            stored = self.store.snapshot(state.last_snapshot_sha256)
+            digest = state.last_snapshot_sha256
+
+            def previous_body() -> bytes | None:  # read only if the rules need it: a decompression saved
+                stored = self.store.snapshot(digest)
+                return stored[0] if stored else None
+
         return classify_response(
             result.status, result.headers, result.body,
-            previous_chars=len(latest.text) if latest is not None else None,
-            previous_body=stored[0] if stored else None,
+            previous_chars=latest.chars if latest is not None else None,
+            previous_body=previous_body,
             final_url=result.final_url,
         )
 
@@ -313,12 +318,10 @@ class _Run:
 
         if result.outcome == "not_modified":
             digest = state.last_snapshot_sha256
-            stored = self.store.snapshot(digest) if digest else None
-            body, content_type = stored if stored else (b"", None)
         else:
             assert result.body is not None
             body, content_type = result.body, result.headers.get("content-type")
-            digest = self.store.save_snapshot(body, content_type, now)
+            digest = self.store.save_snapshot(body, content_type, now, previous=state.last_snapshot_sha256)
             updates["etag"] = result.headers.get("etag")
             updates["last_modified"] = result.headers.get("last-modified")
         updates["last_snapshot_sha256"] = digest
@@ -331,6 +334,9 @@ class _Run:
             self.store.update_fetch(fetch_id, version_id=latest.id)
             return self._finish(source, updates, "unchanged", result, latest.seq, raised, state)
 
+        if result.outcome == "not_modified":  # the stored page, not yet read: its text must be derived again
+            stored = self.store.snapshot(digest) if digest else None
+            body, content_type = stored if stored else (b"", None)
         extraction = read_document(body, content_type, source, result.fetcher)
         if isinstance(extraction, Unreadable):
             # A body without watched text (an empty page, an application shell, a scanned PDF) is a failed
@@ -338,7 +344,7 @@ class _Run:
             self.store.update_fetch(fetch_id, outcome=extraction.outcome, error=extraction.error, recovered=0)
             return self._failed(source, state, extraction.outcome, extraction.error, result.status, fetch_id, now)
         consent_wall = bool(source.select) and is_consent_wall(
-            extraction.text, len(latest.text) if latest is not None else None)
+            extraction.text, latest.chars if latest is not None else None)
         if extraction.selector_missing or consent_wall:
             if not state.selector_missing_since:
                 raised += self._raise(
@@ -349,7 +355,8 @@ class _Run:
             updates["selector_missing_since"] = state.selector_missing_since or timestamp(now)
             return self._finish(source, updates, "selector_missing", result, None, raised, state)
 
-        if latest is not None and latest.text == extraction.text:
+        text_sha256 = sha256(extraction.text.encode("utf-8"))
+        if latest is not None and latest.text_sha256 == text_sha256:  # no need to read the stored text
             if latest.fetcher != result.fetcher:
                 # The same text by another fetcher (a source switched to or from the browser): a technical
                 # version that records the new fetcher and flags nothing.
@@ -360,8 +367,7 @@ class _Run:
 
         returns_to = None
         if latest is not None:
-            returns_to = self.store.recent_version_with_text(
-                source.id, sha256(extraction.text.encode("utf-8")), REVERT_WINDOW)
+            returns_to = self.store.recent_version_with_text(source.id, text_sha256, REVERT_WINDOW)
         version = self.store.add_version(source.id, extraction.text, digest, EXTRACTOR_VERSION, rules, "fetch", now,
                                          fetcher=result.fetcher)
         self.store.update_fetch(fetch_id, version_id=version.id)

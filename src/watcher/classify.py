@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from functools import cached_property
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
@@ -41,7 +42,7 @@ CHALLENGE_MARKERS = (
 #: CAPTCHA widgets: on a contact form they are nothing, in place of the content they are a wall.
 CAPTCHA_WIDGETS = ("g-recaptcha", "h-captcha", "cf-turnstile", "frc-captcha", "captcha")
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u00a0": " "})
+_APOSTROPHES = (("\u2019", "'"), ("\u2018", "'"), ("\u00a0", " "))
 
 
 def _phrases(*patterns: str) -> re.Pattern[str]:
@@ -105,7 +106,7 @@ class Page:
     has_password_field: bool
     markup: str  # lower-cased HTML, for structural markers
 
-    @property
+    @cached_property
     def words(self) -> int:
         return len(self.text.split())
 
@@ -145,7 +146,10 @@ def read_page(html: str) -> Page:
 
 def _lower(text: str) -> str:
     """Lower case, typographic apostrophes made plain, whitespace collapsed to single spaces."""
-    return normalize_line(text.translate(_APOSTROPHES)).lower()
+    if not text.isascii():
+        for typographic, plain in _APOSTROPHES:  # str.replace runs in C; translate looks up every character
+            text = text.replace(typographic, plain)
+    return normalize_line(text).lower()
 
 
 # --------------------------------------------------------------------------
@@ -163,9 +167,17 @@ def looks_binary(body: bytes) -> bool:
     return bool(head) and controls / len(head) > 0.05
 
 
-def is_truncated(body: bytes, previous_body: bytes | None) -> bool:
+#: The source's last stored body, or a function that reads it (only when a rule needs it: reading costs a
+#: decompression, and most bodies end as they should).
+PreviousBody = bytes | Callable[[], bytes | None] | None
+
+
+def is_truncated(body: bytes, previous_body: PreviousBody) -> bool:
     """The document stops before its end although the same source used to send complete documents."""
-    return previous_body is not None and bool(_CLOSING_HTML.search(previous_body)) and not _CLOSING_HTML.search(body)
+    if previous_body is None or _CLOSING_HTML.search(body):
+        return False
+    previous = previous_body() if callable(previous_body) else previous_body
+    return previous is not None and bool(_CLOSING_HTML.search(previous))
 
 
 def is_challenge(page: Page, status: int, headers: Mapping[str, str]) -> str | None:
@@ -257,7 +269,7 @@ def classify_response(
     body: bytes | None,
     *,
     previous_chars: int | None = None,
-    previous_body: bytes | None = None,
+    previous_body: PreviousBody = None,
     final_url: str | None = None,
 ) -> Verdict | None:
     """What a response is when it is not the page, or None when it is (or may be) the page.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
 from email.utils import parseaddr
 from pathlib import Path
@@ -166,18 +167,22 @@ class Config:
     offerings: dict[str, Offering] = field(hash=False)
     notify: Notify = field(default_factory=Notify)
 
-    @property
+    @cached_property
     def records(self) -> dict[str, Record]:
         return {r.id: r for o in self.offerings.values() for r in o.records}
 
+    @cached_property
+    def _cites_by_source(self) -> dict[str, list[tuple[Record, Cite]]]:
+        # Built once: a run asks for every source's cites, and a scan per source would be quadratic.
+        index: dict[str, list[tuple[Record, Cite]]] = {}
+        for record in self.records.values():
+            for cite in record.cites:
+                index.setdefault(cite.source, []).append((record, cite))
+        return index
+
     def cites_of(self, source_id: str) -> list[tuple[Record, Cite]]:
         """Every (record, cite) pair that relies on ``source_id``."""
-        return [
-            (record, cite)
-            for record in self.records.values()
-            for cite in record.cites
-            if cite.source == source_id
-        ]
+        return list(self._cites_by_source.get(source_id, ()))
 
 
 # --------------------------------------------------------------------------

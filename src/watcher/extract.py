@@ -47,7 +47,7 @@ BLOCK_TAGS = frozenset(
 CELL_TAGS = frozenset({"td", "th"})
 CELL_SEPARATOR = " | "
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _NO_SPACE_BEFORE = set(".,;:!?)]}»%’”")
 _NO_SPACE_AFTER = set("([{«“‘/$€£")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -126,7 +126,10 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
 
 def normalize_line(text: str) -> str:
     """NFC, no zero-width characters, single spaces, no leading or trailing space."""
-    return " ".join(unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH).split())
+    if not text.isascii():  # ASCII is NFC and has no zero-width characters; most lines are ASCII
+        # A regular expression, not str.translate: translating a non-ASCII string looks up every character.
+        text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFC", text))
+    return " ".join(text.split())
 
 
 def normalize_text(text: str) -> str:
