@@ -19,23 +19,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-_VOCABULARY = """
-access account activity administrator agreement analytics annual application approval archive assessment
-audit authentication authorization availability backup boundary breach business certificate certification
-change classification client cloud commitment compliance confidentiality configuration consent contract
-control controller customer data database deletion deployment detection device disclosure disaster
-document employee encryption endpoint environment evidence exception external firewall framework
-governance hosting identity incident independent information infrastructure integrity internal inventory
-isolation key laws legal logging maintenance management monitoring network notice obligation operation
-organization partner password penetration personal physical platform policy practice privacy procedure
-process processing processor program protection provider purpose recovery region regulation report
-request requirement residency resilience response responsibility retention review risk role safeguard
-scope secure security segregation server service session software storage subprocessor supplier system
-technical testing third threat training transfer transit trust update user vendor vulnerability
-workforce audit-ready we our you your the a an of to in for with on by under within across each every
-all any may must will shall can is are be been has have not only also where when which that this
-these those such other annually quarterly promptly securely independently reasonably
-""".split()
+_VOCABULARY = ["access", "account", "activity", "administrator", "agreement", "analytics", "annual", "application", "approval", "archive", "assessment", "audit", "authentication", "authorization", "availability", "backup", "boundary", "breach", "business", "certificate", "certification", "change", "classification", "client", "cloud", "commitment", "compliance", "confidentiality", "configuration", "consent", "contract", "control", "controller", "customer", "data", "database", "deletion", "deployment", "detection", "device", "disclosure", "disaster", "document", "employee", "encryption", "endpoint", "environment", "evidence", "exception", "external", "firewall", "framework", "governance", "hosting", "identity", "incident", "independent", "information", "infrastructure", "integrity", "internal", "inventory", "isolation", "key", "laws", "legal", "logging", "maintenance", "management", "monitoring", "network", "notice", "obligation", "operation", "organization", "partner", "password", "penetration", "personal", "physical", "platform", "policy", "practice", "privacy", "procedure", "process", "processing", "processor", "program", "protection", "provider", "purpose", "recovery", "region", "regulation", "report", "request", "requirement", "residency", "resilience", "response", "responsibility", "retention", "review", "risk", "role", "safeguard", "scope", "secure", "security", "segregation", "server", "service", "session", "software", "storage", "subprocessor", "supplier", "system", "technical", "testing", "third", "threat", "training", "transfer", "transit", "trust", "update", "user", "vendor", "vulnerability", "workforce", "audit-ready", "we", "our", "you", "your", "the", "a", "an", "of", "to", "in", "for", "with", "on", "by", "under", "within", "across", "each", "every", "all", "any", "may", "must", "will", "shall", "can", "is", "are", "be", "been", "has", "have", "not", "only", "also", "where", "when", "which", "that", "this", "these", "those", "such", "other", "annually", "quarterly", "promptly", "securely", "independently", "reasonably"]
 _HOSTS = ("eu-west", "us-east", "ap-south", "global")
 _PURPOSES = ("hosting", "analytics", "support tooling", "email delivery", "payment processing", "monitoring",
              "model inference", "log storage", "identity", "backups")

@@ -124,6 +124,11 @@ class Urlwatch:
         self.config.write_text(yaml.safe_dump({"report": {"stdout": {"enabled": True, "color": False}}}),
                                encoding="utf-8")
 
+    @staticmethod
+    def version(environment: Path) -> str:
+        found = subprocess.run([str(environment / "bin" / "urlwatch"), "--version"], capture_output=True, text=True)
+        return found.stdout.strip().split()[-1] if found.stdout.strip() else "?"
+
     def run(self) -> Measurement:
         command = [str(self.executable), "--urls", str(self.urls), "--config", str(self.config),
                    "--cache", str(self.cache), "--hooks", str(self.folder / "hooks.py")]

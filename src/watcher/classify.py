@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from .extract import NEVER_CONTENT, decode_html, normalize_line
+from .extract import NEVER_CONTENT, ZERO_WIDTH, decode_html, normalize_line
 
 #: A page with fewer words than this can be a wall or an error page; a real page rarely is.
 SHORT_PAGE_WORDS = 250
@@ -98,16 +98,34 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Page:
-    """What the rules look at in an HTML page."""
+    """What the rules look at in an HTML page.
+
+    Most pages are long, and most rules look no further than a long page's
+    length: the lower-cased text and markup are made only when a rule reads them.
+    """
 
     title: str
     heading: str
-    text: str
+    body_text: str  # as the page has it
     has_password_field: bool
-    markup: str  # lower-cased HTML, for structural markers
+    html: str
+
+    @cached_property
+    def text(self) -> str:
+        """The body's text, lower-cased, with plain apostrophes and single spaces."""
+        return _lower(self.body_text)
+
+    @cached_property
+    def markup(self) -> str:
+        """The lower-cased HTML, for structural markers."""
+        return self.html.lower()
 
     @cached_property
     def words(self) -> int:
+        # Lower-casing keeps every word apart but drops zero-width characters: without them, the body's
+        # own words are the same count, and a long page need not be lower-cased to be counted.
+        if ZERO_WIDTH.search(self.body_text) is None:
+            return len(self.body_text.split())
         return len(self.text.split())
 
     @property
@@ -135,13 +153,7 @@ def read_page(html: str) -> Page:
     root = tree.body or tree.root
     # One C-level pass: block structure does not matter for these rules, and pages can be megabytes long.
     text = root.text(separator=" ") if root is not None else ""
-    return Page(
-        title=_lower(title),
-        heading=_lower(heading),
-        text=_lower(text),
-        has_password_field=password,
-        markup=html.lower(),
-    )
+    return Page(title=_lower(title), heading=_lower(heading), body_text=text, has_password_field=password, html=html)
 
 
 def _lower(text: str) -> str:
@@ -184,10 +196,10 @@ def is_challenge(page: Page, status: int, headers: Mapping[str, str]) -> str | N
     """A bot wall: a challenge header or interstitial marker, or a short page that asks to prove humanity."""
     if headers.get("cf-mitigated", "").lower() == "challenge":
         return "the server answered with a challenge (cf-mitigated: challenge)"
-    marker = next((m for m in CHALLENGE_MARKERS if m in page.markup), None)
-    if marker and page.short:
-        return f"a challenge page (marker {marker!r})"
     if page.short:
+        marker = next((m for m in CHALLENGE_MARKERS if m in page.markup), None)
+        if marker:
+            return f"a challenge page (marker {marker!r})"
         title = CHALLENGE_TITLES.search(page.title)
         phrase = page.says(CHALLENGE_PHRASES, anywhere=True) or (title.group(0) if title else None)
         if phrase:
@@ -295,7 +307,7 @@ def classify_response(
         return None
     if is_truncated(body, previous_body):
         return Verdict("truncated", "the document stops before its end (</html> missing)")
-    if is_consent_wall(page.text, previous_chars):
+    if page.short and is_consent_wall(page.text, previous_chars):  # a long page is never a consent wall
         return Verdict("blocked", "a cookie consent wall in place of the page")
     for outcome, reason in (
         ("not_found", is_soft_not_found(page, previous_chars)),

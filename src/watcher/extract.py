@@ -47,7 +47,8 @@ BLOCK_TAGS = frozenset(
 CELL_TAGS = frozenset({"td", "th"})
 CELL_SEPARATOR = " | "
 
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+#: Characters that take no room: dropped from texts (``normalize_line``).
+ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _NO_SPACE_BEFORE = set(".,;:!?)]}»%’”")
 _NO_SPACE_AFTER = set("([{«“‘/$€£")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -128,7 +129,7 @@ def normalize_line(text: str) -> str:
     """NFC, no zero-width characters, single spaces, no leading or trailing space."""
     if not text.isascii():  # ASCII is NFC and has no zero-width characters; most lines are ASCII
         # A regular expression, not str.translate: translating a non-ASCII string looks up every character.
-        text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFC", text))
+        text = ZERO_WIDTH.sub("", unicodedata.normalize("NFC", text))
     return " ".join(text.split())
 
 

@@ -57,8 +57,6 @@ if TYPE_CHECKING:
     from .render import Renderer
 
 MAX_REDIRECTS = 10
-#: Idle connections kept open for reuse across all hosts.
-IDLE_CONNECTIONS = 100
 SUCCESS_OUTCOMES = frozenset({"ok", "not_modified"})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -223,9 +221,10 @@ class Fetcher:
         """One client per TLS mode: verification is a property of the connection pool."""
         if verify_tls not in self._clients:
             # The semaphores bound the requests in flight; the pool only keeps idle connections for reuse,
-            # enough for every host of a run to keep a few (a new connection costs more than its request).
+            # a few per host of the run (a new connection costs more than its request; a bigger pool costs a poll of
+            # every idle connection at each request).
             limits = httpx.Limits(max_connections=None,
-                                  max_keepalive_connections=max(IDLE_CONNECTIONS, self.settings.concurrency))
+                                  max_keepalive_connections=2 * self.settings.concurrency)
             self._clients[verify_tls] = httpx.AsyncClient(
                 transport=self._transport,
                 verify=verify_tls,
