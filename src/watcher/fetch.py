@@ -224,7 +224,7 @@ class Fetcher:
             # a few per host of the run (a new connection costs more than its request; a bigger pool costs a poll of
             # every idle connection at each request).
             limits = httpx.Limits(max_connections=None,
-                                  max_keepalive_connections=2 * self.settings.concurrency)
+                                  max_keepalive_connections=self.settings.concurrency)
             self._clients[verify_tls] = httpx.AsyncClient(
                 transport=self._transport,
                 verify=verify_tls,
