@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import httpx
 
@@ -34,6 +35,7 @@ from .evidence import (
 from .extract import EXTRACTOR_VERSION
 from .fetch import Fetcher, FetchResult, Validators
 from .passages import TextIndex
+from .readahead import ReadAhead, Reading, reading_of
 from .render import Renderer
 from .store import SourceState, Store, Version, parse_timestamp, sha256, timestamp, utc_now
 
@@ -151,15 +153,37 @@ async def check_async(
     status = "interrupted"
     try:
         groups = {group[0].id: group for group in group_by_request(config.sources[i] for i in ids)}
-        requests = [(group[0], run.validators(group)) for group in groups.values()]
-        async with Renderer(config.settings) as renderer, \
-                Fetcher(config.settings, transport=transport, renderer=renderer) as fetcher:
-            async for result in fetcher.fetch_all(requests):
+        states = store.source_states()
+        requests = [(group[0], run.validators(group, states)) for group in groups.values()]
+        stored = {source_id: state.last_snapshot_sha256 for source_id, state in states.items()}
+        # Fetched pages wait here to be recorded, one at a time, while the next ones are fetched and read ahead;
+        # the bound keeps what waits in memory to one page per request in flight.
+        waiting: asyncio.Queue[tuple[FetchResult, dict] | None] = asyncio.Queue(config.settings.concurrency)
+
+        async def record_all() -> None:
+            while (item := await waiting.get()) is not None:
+                result, readings = item
                 for source in groups[result.source_id]:
-                    report = await _record_off_the_loop(run, source, result)
+                    report = await _record_off_the_loop(run, source, result, readings.get(source.id))
                     summary.sources.append(report)
                     if progress is not None:
                         progress(report)
+
+        async with Renderer(config.settings) as renderer, \
+                Fetcher(config.settings, transport=transport, renderer=renderer) as fetcher:
+            with ReadAhead(len(ids)) as read_ahead:
+                recorder = asyncio.ensure_future(record_all())
+                try:
+                    async for result in fetcher.fetch_all(requests):
+                        readings = read_ahead.submit(groups[result.source_id], result, stored)
+                        await _hand_over(waiting, (result, readings), recorder)
+                    await _hand_over(waiting, None, recorder)
+                    await recorder
+                finally:
+                    if not recorder.done():
+                        recorder.cancel()
+                    # A record being written finishes (or rolls back) before anything else touches the database.
+                    await asyncio.gather(recorder, return_exceptions=True)
         summary.flags_raised = sum(s.flags_raised for s in summary.sources) + run.raise_due_reviews()
         status = "finished"
     finally:
@@ -170,14 +194,24 @@ async def check_async(
     return summary
 
 
-async def _record_off_the_loop(run: _Run, source: Source, result: FetchResult) -> SourceReport:
+async def _hand_over(waiting: asyncio.Queue, item: object, recorder: asyncio.Future) -> None:
+    """Queue ``item`` for the recorder; if the recorder failed meanwhile, raise its error instead of waiting."""
+    putting = asyncio.ensure_future(waiting.put(item))
+    done, _ = await asyncio.wait({putting, recorder}, return_when=asyncio.FIRST_COMPLETED)
+    if putting not in done:
+        putting.cancel()
+        recorder.result()  # the recorder stopped: its error is the run's
+
+
+async def _record_off_the_loop(run: _Run, source: Source, result: FetchResult,
+                               reading: Future[Reading] | None = None) -> SourceReport:
     """Record in a worker thread, so that parsing a huge page never stalls the fetches in flight.
 
     Records are still written one at a time, and a cancelled run waits for the
     write in progress to commit or roll back before anything else touches the
     database.
     """
-    writing = asyncio.ensure_future(asyncio.to_thread(run.record, source, result))
+    writing = asyncio.ensure_future(asyncio.to_thread(run.record, source, result, reading))
     try:
         return await asyncio.shield(writing)
     except asyncio.CancelledError:
@@ -202,9 +236,9 @@ class _Run:
         self.run_id = run_id
         self.clock = clock
 
-    def validators(self, sources: list[Source]) -> Validators:
+    def validators(self, sources: list[Source], known: Mapping[str, SourceState]) -> Validators:
         """Conditional-request headers, when every source sharing the URL holds the same stored body."""
-        states = [self.store.source_state(source.id) for source in sources]
+        states = [known.get(source.id, SourceState(source.id)) for source in sources]
         first = states[0]
         if first.last_snapshot_sha256 is None or any(
             s.last_snapshot_sha256 != first.last_snapshot_sha256 for s in states
@@ -212,7 +246,7 @@ class _Run:
             return Validators()  # without a stored body, a 304 would leave nothing to compare
         return Validators(first.etag, first.last_modified)
 
-    def record(self, source: Source, result: FetchResult) -> SourceReport:
+    def record(self, source: Source, result: FetchResult, reading: Future[Reading] | None = None) -> SourceReport:
         now = self.clock()
         with self.store.transaction():
             # Read inside the transaction: another process may have written this source a moment ago.
@@ -247,7 +281,7 @@ class _Run:
                 self.store.update_fetch(fetch_id, snapshot_sha256=digest)
             if verdict is not None or not result.succeeded:
                 return self._failed(source, state, outcome, error, result.status, fetch_id, now)
-            return self._succeeded(source, state, result, fetch_id, now, latest)
+            return self._succeeded(source, state, result, fetch_id, now, latest, reading)
 
     def _classify(self, state: SourceState, latest: Version | None, result: FetchResult) -> Verdict | None:
         """What the body is when it is not the page (a wall, a gate, a soft error), before any extraction."""
@@ -298,7 +332,7 @@ class _Run:
     # ------------------------------------------------------------------ successes
 
     def _succeeded(self, source: Source, state: SourceState, result: FetchResult, fetch_id: int,
-                   now: datetime, latest: Version | None) -> SourceReport:
+                   now: datetime, latest: Version | None, reading: Future[Reading] | None) -> SourceReport:
         cites = self.config.cites_of(source.id)
         raised = 0
         updates: dict[str, object] = {
@@ -337,7 +371,7 @@ class _Run:
         if result.outcome == "not_modified":  # the stored page, not yet read: its text must be derived again
             stored = self.store.snapshot(digest) if digest else None
             body, content_type = stored if stored else (b"", None)
-        extraction = read_document(body, content_type, source, result.fetcher)
+        extraction = reading_of(reading, body, content_type, source, result.fetcher)
         if isinstance(extraction, Unreadable):
             # A body without watched text (an empty page, an application shell, a scanned PDF) is a failed
             # fetch, never "everything was deleted".
