@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable, Mapping
@@ -38,7 +40,8 @@ class ReadAhead:
         if sources >= READ_AHEAD_FROM and cpus > 1:
             # spawn: a fresh interpreter, never a fork of this multi-threaded process; and the worker is this
             # process's own child, so its CPU time is counted with the run's.
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with, initargs=(os.getpid(),))
 
     def __enter__(self) -> ReadAhead:
         return self
@@ -69,6 +72,21 @@ class ReadAhead:
                 self._pool = None  # the worker died: the check reads the pages itself from now on
                 return readings
         return readings
+
+
+def _exit_with(parent: int) -> None:
+    """In the worker: leave as soon as the run's process is gone (killed, say), never outlive it.
+
+    A worker waiting for its next page holds both ends of its task queue, so
+    the end of its parent need not wake it: it looks every half second.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watcher-parent-watch", daemon=True).start()
 
 
 def _usable_cpus() -> int:
