@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Mapping
 
 import httpx
 
-from .classify import Verdict, classify_response, is_consent_wall
+from .classify import Page, Verdict, classify_response, is_consent_wall
 from .config import Config, Record, Source
 from .diff import Comparison, changed_word_counts
 from .documents import Unreadable, read_document
@@ -35,7 +35,7 @@ from .evidence import (
 from .extract import EXTRACTOR_VERSION
 from .fetch import Fetcher, FetchResult, Validators
 from .passages import TextIndex
-from .readahead import ReadAhead, Reading, reading_of
+from .readahead import Read, ReadAhead, finished, reading_of
 from .render import Renderer
 from .store import SourceState, Store, Version, parse_timestamp, sha256, timestamp, utc_now
 
@@ -158,13 +158,14 @@ async def check_async(
         stored = {source_id: state.last_snapshot_sha256 for source_id, state in states.items()}
         # Fetched pages wait here to be recorded, one at a time, while the next ones are fetched and read ahead;
         # the bound keeps what waits in memory to one page per request in flight.
-        waiting: asyncio.Queue[tuple[FetchResult, dict] | None] = asyncio.Queue(config.settings.concurrency)
+        waiting: asyncio.Queue[tuple[FetchResult, Future[Read] | None] | None] = asyncio.Queue(
+            config.settings.concurrency)
 
         async def record_all() -> None:
             while (item := await waiting.get()) is not None:
-                result, readings = item
+                result, reading = item
                 for source in groups[result.source_id]:
-                    report = await _record_off_the_loop(run, source, result, readings.get(source.id))
+                    report = await _record_off_the_loop(run, source, result, reading)
                     summary.sources.append(report)
                     if progress is not None:
                         progress(report)
@@ -175,8 +176,8 @@ async def check_async(
                 recorder = asyncio.ensure_future(record_all())
                 try:
                     async for result in fetcher.fetch_all(requests):
-                        readings = read_ahead.submit(groups[result.source_id], result, stored)
-                        await _hand_over(waiting, (result, readings), recorder)
+                        reading = read_ahead.submit(groups[result.source_id], result, stored)
+                        await _hand_over(waiting, (result, reading), recorder)
                     await _hand_over(waiting, None, recorder)
                     await recorder
                 finally:
@@ -204,7 +205,7 @@ async def _hand_over(waiting: asyncio.Queue, item: object, recorder: asyncio.Fut
 
 
 async def _record_off_the_loop(run: _Run, source: Source, result: FetchResult,
-                               reading: Future[Reading] | None = None) -> SourceReport:
+                               reading: Future[Read] | None = None) -> SourceReport:
     """Record in a worker thread, so that parsing a huge page never stalls the fetches in flight.
 
     Records are still written one at a time, and a cancelled run waits for the
@@ -246,13 +247,14 @@ class _Run:
             return Validators()  # without a stored body, a 304 would leave nothing to compare
         return Validators(first.etag, first.last_modified)
 
-    def record(self, source: Source, result: FetchResult, reading: Future[Reading] | None = None) -> SourceReport:
+    def record(self, source: Source, result: FetchResult, reading: Future[Read] | None = None) -> SourceReport:
         now = self.clock()
+        read = finished(reading)  # waited for before the transaction: other writers need not wait for it
         with self.store.transaction():
             # Read inside the transaction: another process may have written this source a moment ago.
             state = self.store.source_state(source.id)
             latest = self.store.latest_version(source.id)
-            verdict = self._classify(state, latest, result)
+            verdict = self._classify(state, latest, result, read.page if read is not None else None)
             outcome, error = (verdict.outcome, verdict.reason) if verdict else (result.outcome, result.error)
             fetch_id = self.store.add_fetch(
                 {
@@ -281,9 +283,10 @@ class _Run:
                 self.store.update_fetch(fetch_id, snapshot_sha256=digest)
             if verdict is not None or not result.succeeded:
                 return self._failed(source, state, outcome, error, result.status, fetch_id, now)
-            return self._succeeded(source, state, result, fetch_id, now, latest, reading)
+            return self._succeeded(source, state, result, fetch_id, now, latest, read)
 
-    def _classify(self, state: SourceState, latest: Version | None, result: FetchResult) -> Verdict | None:
+    def _classify(self, state: SourceState, latest: Version | None, result: FetchResult,
+                  page: Page | None) -> Verdict | None:
         """What the body is when it is not the page (a wall, a gate, a soft error), before any extraction."""
         if result.body is None or result.status is None:
             return None
@@ -300,6 +303,7 @@ class _Run:
             previous_chars=latest.chars if latest is not None else None,
             previous_body=previous_body,
             final_url=result.final_url,
+            page=page,
         )
 
     # ------------------------------------------------------------------ failures
@@ -332,7 +336,7 @@ class _Run:
     # ------------------------------------------------------------------ successes
 
     def _succeeded(self, source: Source, state: SourceState, result: FetchResult, fetch_id: int,
-                   now: datetime, latest: Version | None, reading: Future[Reading] | None) -> SourceReport:
+                   now: datetime, latest: Version | None, read: Read | None) -> SourceReport:
         cites = self.config.cites_of(source.id)
         raised = 0
         updates: dict[str, object] = {
@@ -371,7 +375,7 @@ class _Run:
         if result.outcome == "not_modified":  # the stored page, not yet read: its text must be derived again
             stored = self.store.snapshot(digest) if digest else None
             body, content_type = stored if stored else (b"", None)
-        extraction = reading_of(reading, body, content_type, source, result.fetcher)
+        extraction = reading_of(read, body, content_type, source, result.fetcher)
         if isinstance(extraction, Unreadable):
             # A body without watched text (an empty page, an application shell, a scanned PDF) is a failed
             # fetch, never "everything was deleted".

@@ -83,6 +83,8 @@ CONSENT_ACTIONS = _phrases(
     r"(?:cookies|preferences|settings|choices)", r"cookie (?:settings|preferences)",
 )
 LOGIN_PATH = re.compile(r"/(?:log-?in|sign-?in|signon|sso|auth(?:enticate|orize)?|session/new|oauth2?)(?:/|$|\?)", re.I)
+#: Control characters no text holds (tab, line feeds and the like excepted).
+_CONTROL_BYTES = bytes(b for b in range(32) if b < 9 or b > 13)
 _CLOSING_HTML = re.compile(rb"</html\s*>", re.IGNORECASE)
 _BINARY_MAGIC = (b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"\x00\x00\x01\x00",
                  b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ", b"\x7fELF")
@@ -175,7 +177,7 @@ def looks_binary(body: bytes) -> bool:
         return True
     if b"\x00" in head:
         return True
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return bool(head) and controls / len(head) > 0.05
 
 
@@ -275,6 +277,13 @@ def _is_html(content_type: str | None, body: bytes) -> bool:
     return kind in ("", "text/html", "application/xhtml+xml", "text/plain", "application/octet-stream")
 
 
+def page_facts(body: bytes, content_type: str | None) -> Page | None:
+    """What the rules read in ``body``, or None when they would read nothing (not a web page)."""
+    if not body or not _is_html(content_type, body):
+        return None
+    return read_page(decode_html(body, content_type))
+
+
 def classify_response(
     status: int,
     headers: Mapping[str, str],
@@ -283,11 +292,13 @@ def classify_response(
     previous_chars: int | None = None,
     previous_body: PreviousBody = None,
     final_url: str | None = None,
+    page: Page | None = None,
 ) -> Verdict | None:
     """What a response is when it is not the page, or None when it is (or may be) the page.
 
     ``previous_chars`` is the length of the source's last text version and
-    ``previous_body`` its last stored body (both None on a first check).
+    ``previous_body`` its last stored body (both None on a first check);
+    ``page`` is :func:`page_facts` of the body when they were read already.
     Statuses other than 2xx keep their own outcome unless their body is a
     challenge (a 403 or 503 bot wall is ``blocked``, not ``denied``).
     """
@@ -299,7 +310,7 @@ def classify_response(
     success = 200 <= status < 300
     if looks_binary(body) and not re.search(r"charset\s*=\s*[\"']?utf-?(16|32)", content_type or "", re.I):
         return Verdict("binary", "binary data served as a web page") if success else None
-    page = read_page(decode_html(body, content_type))
+    page = page or read_page(decode_html(body, content_type))
     challenge = is_challenge(page, status, headers)
     if challenge:
         return Verdict("blocked", challenge)

@@ -1,12 +1,13 @@
 """Reading pages ahead, in a second process, while the run fetches and records the others.
 
-Extracting a page's text is the costliest step of a check and a pure
-function of the body and the source's rules, so a large run hands it to a
-worker process as soon as a page arrives: the page is read on the second CPU
-while the first one fetches, classifies and stores. The check uses the text
-read ahead when it gets to the page, and reads the page itself when nothing
-was read ahead (a small run, one CPU, a page it already has, a worker that
-died). Either way the text is the same: :func:`read_document` decides it.
+Parsing a page (for what classification reads, and for each source's text)
+is the costliest step of a check and a pure function of the body and the
+source's rules, so a large run hands it to a worker process as soon as a
+page arrives: the page is read on the second CPU while the first one
+fetches, stores and judges. The check uses what was read ahead when it gets
+to the page, and reads the page itself when nothing was (a small run, one
+CPU, a page it already has, a worker that died). Either way the result is
+the same: :func:`page_facts` and :func:`read_document` decide it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Mapping
 
+from .classify import Page, page_facts
 from .config import Source
 from .documents import Unreadable, read_document
 from .extract import Extraction
@@ -50,28 +53,48 @@ class ReadAhead:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def submit(self, sources: Iterable[Source], result: FetchResult,
-               stored: Mapping[str, str | None]) -> dict[str, Future[Reading]]:
-        """Start reading ``result``'s body for each source whose stored snapshot is another body.
+    def submit(self, sources: list[Source], result: FetchResult,
+               stored: Mapping[str, str | None]) -> Future[Read] | None:
+        """Start reading ``result``'s body: what classification reads, and each source's text.
 
         ``stored`` maps source ids to the hash of their last snapshot: a body
-        already stored will most likely not be read at all.
+        the sources already have will most likely not be read at all.
         """
         if self._pool is None or result.outcome != "ok" or not result.body:
-            return {}
+            return None
         digest = sha256(result.body)
-        content_type = result.headers.get("content-type")
-        readings = {}
-        for source in sources:
-            if stored.get(source.id) == digest:
-                continue
-            try:
-                readings[source.id] = self._pool.submit(read_document, result.body, content_type, source,
-                                                        result.fetcher)
-            except BrokenProcessPool:
-                self._pool = None  # the worker died: the check reads the pages itself from now on
-                return readings
-        return readings
+        if all(stored.get(source.id) == digest for source in sources):
+            return None
+        try:
+            return self._pool.submit(read_ahead, result.body, result.headers.get("content-type"), sources,
+                                     result.fetcher)
+        except BrokenProcessPool:
+            self._pool = None  # the worker died: the check reads the pages itself from now on
+            return None
+
+
+@dataclass(frozen=True)
+class Read:
+    """A body read ahead: classification's facts, and the text of each source that fetched it."""
+
+    page: Page | None
+    texts: dict[str, Reading]
+
+
+def read_ahead(body: bytes, content_type: str | None, sources: list[Source], fetcher: str) -> Read:
+    """In the worker: everything a check reads in a body, for each source."""
+    return Read(page_facts(body, content_type),
+                {source.id: read_document(body, content_type, source, fetcher) for source in sources})
+
+
+def finished(future: Future[Read] | None) -> Read | None:
+    """What was read ahead, or None (nothing was, or the worker died: the check reads the body itself)."""
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return None
 
 
 def _exit_with(parent: int) -> None:
@@ -96,12 +119,8 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def reading_of(reading: Future[Reading] | None, body: bytes, content_type: str | None, source: Source,
-               fetcher: str) -> Reading:
-    """The text read ahead, or read now when there is none (or the worker died)."""
-    if reading is not None:
-        try:
-            return reading.result()
-        except BrokenProcessPool:
-            pass
+def reading_of(read: Read | None, body: bytes, content_type: str | None, source: Source, fetcher: str) -> Reading:
+    """The source's text read ahead, or read now when it was not."""
+    if read is not None and source.id in read.texts:
+        return read.texts[source.id]
     return read_document(body, content_type, source, fetcher)
