@@ -58,6 +58,7 @@ class Counters:
     """What the farm saw since the counters were last reset."""
 
     requests: int = 0
+    connections: int = 0
     statuses: Counter = field(default_factory=Counter)
     bytes_sent: int = 0
     in_flight: Counter = field(default_factory=Counter)
@@ -73,6 +74,7 @@ class Counters:
     def as_dict(self) -> dict:
         return {
             "requests": self.requests,
+            "connections": self.connections,
             "statuses": {str(k): v for k, v in self.statuses.items()},
             "bytes_sent": self.bytes_sent,
             "max_in_flight_per_host": max(self.max_in_flight.values(), default=0),
@@ -133,6 +135,8 @@ class Farm:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host = writer.get_extra_info("sockname")[0]
+        if host != CONTROL_HOST:
+            self.counters.connections += 1
         try:
             while True:
                 try:

@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from .render import Renderer
 
 MAX_REDIRECTS = 10
+#: Idle connections kept for reuse beyond those in flight (every idle one is polled at each request).
+IDLE_CONNECTIONS = 16
 SUCCESS_OUTCOMES = frozenset({"ok", "not_modified"})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -220,11 +222,11 @@ class Fetcher:
     def _client(self, verify_tls: bool) -> httpx.AsyncClient:
         """One client per TLS mode: verification is a property of the connection pool."""
         if verify_tls not in self._clients:
-            # The semaphores bound the requests in flight; the pool only keeps idle connections for reuse,
-            # a few per host of the run (a new connection costs more than its request; a bigger pool costs a poll of
-            # every idle connection at each request).
+            # The semaphores bound the requests in flight; the pool keeps connections for reuse (a new one costs
+            # more than its request). httpcore closes idle connections once the pool holds more than the keep-alive
+            # limit, busy ones included, so the limit leaves room for the busy ones and some idle ones per host.
             limits = httpx.Limits(max_connections=None,
-                                  max_keepalive_connections=self.settings.concurrency)
+                                  max_keepalive_connections=self.settings.concurrency + IDLE_CONNECTIONS)
             self._clients[verify_tls] = httpx.AsyncClient(
                 transport=self._transport,
                 verify=verify_tls,
@@ -404,7 +406,11 @@ class Fetcher:
             outcome = classify_status(response.status_code)
             if outcome != "ok":
                 body = None
-                if response.status_code not in REDIRECT_STATUSES and outcome != "not_modified":
+                if outcome == "not_modified":
+                    # A 304 has no body; reading its end is what lets the connection serve the next request.
+                    with contextlib.suppress(httpx.HTTPError):
+                        await response.aread()
+                elif response.status_code not in REDIRECT_STATUSES:
                     # The status says what happened; the page is only a hint (a challenge wall?).
                     with contextlib.suppress(_Failure, httpx.HTTPError):
                         body = await self._read_body(response, ERROR_BODY_BYTES, cut_at_cap=True)
