@@ -69,14 +69,32 @@ class Politeness:
     per_host: int
 
 
-class Watcher:
+class _Tool:
+    """What both tools share: where they keep their state, and how many text versions it holds."""
+
+    name = ""
+    folder: Path
+    storage: Path  # the SQLite file
+    versions_table = ""
+
+    def storage_bytes(self) -> int:
+        """The database on disk, a write-ahead log or journal included."""
+        return sum(p.stat().st_size for p in self.folder.glob(self.storage.name + "*"))
+
+    def text_versions(self) -> int:
+        with sqlite3.connect(self.storage) as db:
+            return db.execute(f"SELECT count(*) FROM {self.versions_table}").fetchone()[0]
+
+
+class Watcher(_Tool):
     name = "watcher"
+    versions_table = "versions"
 
     def __init__(self, folder: Path, urls: list[str], politeness: Politeness):
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "sources.yaml"
-        self.database = folder / "watcher.db"
+        self.database = self.storage = folder / "watcher.db"
         self.log = folder / "watcher.log"
         self.env = _clean_environment(folder)
         self.write_config(urls, politeness)
@@ -97,17 +115,10 @@ class Watcher:
                    "check", "--all"]
         return run_measured(command, self.env, self.log)
 
-    def storage_bytes(self) -> int:
-        """The database on disk, its write-ahead log included."""
-        return sum(p.stat().st_size for p in self.folder.glob("watcher.db*"))
 
-    def text_versions(self) -> int:
-        with sqlite3.connect(self.database) as db:
-            return db.execute("SELECT count(*) FROM versions").fetchone()[0]
-
-
-class Urlwatch:
+class Urlwatch(_Tool):
     name = "urlwatch"
+    versions_table = "CacheEntry"
 
     def __init__(self, folder: Path, urls: list[str], environment: Path, method: str = "pyhtml2text"):
         self.folder = folder
@@ -115,7 +126,7 @@ class Urlwatch:
         self.executable = environment / "bin" / "urlwatch"
         self.urls = folder / "urls.yaml"
         self.config = folder / "urlwatch.yaml"
-        self.cache = folder / "cache.db"
+        self.cache = self.storage = folder / "cache.db"
         self.log = folder / "urlwatch.log"
         self.env = _clean_environment(folder)
         jobs = [{"name": f"p{n}", "url": url, "filter": [{"html2text": method}]} for n, url in enumerate(urls)]
@@ -133,13 +144,6 @@ class Urlwatch:
         command = [str(self.executable), "--urls", str(self.urls), "--config", str(self.config),
                    "--cache", str(self.cache), "--hooks", str(self.folder / "hooks.py")]
         return run_measured(command, self.env, self.log)
-
-    def storage_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.folder.glob("cache.db*"))
-
-    def text_versions(self) -> int:
-        with sqlite3.connect(self.cache) as db:
-            return db.execute("SELECT count(*) FROM CacheEntry").fetchone()[0]
 
 
 def urlwatch_environment(folder: Path | None = None) -> Path:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -276,26 +277,30 @@ class Fetcher:
         At most ``concurrency`` results are alive at once, fetching or waiting
         for the consumer: a fetch starts only when an earlier result has been
         consumed, so bodies that arrive faster than they are recorded never
-        pile up in memory.
+        pile up in memory. Fetches start in the order of ``sources``, and a
+        result is let go once consumed (a run of thousands of pages holds a
+        few of them, never all).
         """
-        alive = asyncio.Semaphore(self.settings.concurrency)
+        waiting = iter(sources)
+        running: set[asyncio.Task[FetchResult]] = set()
 
-        async def fetch_one(source: Source, validators: Validators) -> FetchResult:
-            await alive.acquire()
-            return await self.fetch(source, validators)
+        def start_next() -> None:
+            for source, validators in itertools.islice(waiting, 1):
+                running.add(asyncio.ensure_future(self.fetch(source, validators)))
 
-        tasks = [asyncio.ensure_future(fetch_one(source, validators)) for source, validators in sources]
+        for _ in range(self.settings.concurrency):
+            start_next()
         try:
-            for next_done in asyncio.as_completed(tasks):
-                result = await next_done
-                try:
-                    yield result
-                finally:
-                    alive.release()
+            while running:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    running.discard(task)
+                    yield task.result()
+                    start_next()
         finally:
-            for task in tasks:
+            for task in running:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _with_retries(self, try_once: Callable[[], Awaitable[_Attempt]]) -> tuple[_Attempt, int]:
         attempt_number = 0
