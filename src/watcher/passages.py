@@ -184,11 +184,15 @@ class TextIndex:
         starts = {start, self._word_before(start), max(window_start, start - unmatched_head)}
         ends = {end, self._word_after(end), min(window_end, end + unmatched_tail)}
         best = None
+        scored: dict[tuple[int, int], Match] = {}  # most options snap to the same span: score each span once
         for option_start in starts:
             for option_end in ends:
                 if option_start >= option_end:
                     continue
-                match = self._score(needle, *self._snap(needle, option_start, option_end))
+                span = self._snap(needle, option_start, option_end)
+                if span in scored:
+                    continue  # the same match again: it cannot beat itself
+                match = scored[span] = self._score(needle, *span)
                 if best is None or match.similarity > best.similarity:
                     best = match
         return best
