@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +27,7 @@ from click.testing import CliRunner
 from conftest import html
 from hostile import HostileServer, Request
 from watcher.cli import cli
+from watcher.codec import decompress
 from watcher.errors import StoreError
 from watcher.store import Store, migrations
 
@@ -79,6 +79,17 @@ def watcher(config: Path, db: Path, *args: str, output: int = subprocess.PIPE) -
                             stdout=output, stderr=output)
 
 
+def stored_bytes(conn: sqlite3.Connection, table: str, key: str, blob: str, base: str, extra: str):
+    """(row id, the bytes stored, ``extra``) for every row, decompressed by hand: a delta with its key's bytes."""
+    rows = {row[0]: row for row in conn.execute(f"SELECT {key}, {blob}, codec, {base}, {extra} FROM {table}")}
+    for row_id, data, name, base_id, value in rows.values():
+        key_bytes = None
+        if base_id is not None:
+            _, key_blob, key_codec, _, _ = rows[base_id]
+            key_bytes = decompress(key_blob, key_codec)
+        yield row_id, decompress(data, name, key_bytes), value
+
+
 def problems(db: Path) -> list[str]:
     """Everything wrong with a database: corruption, bytes that do not match their hash, dangling rows."""
     found = []
@@ -91,12 +102,10 @@ def problems(db: Path) -> list[str]:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "versions" not in tables:
             return found  # killed before the schema existed: nothing to check yet
-        for digest, body, codec, size in conn.execute("SELECT sha256, body, codec, size FROM snapshots"):
-            data = zlib.decompress(body) if codec == "zlib" else body
+        for digest, data, size in stored_bytes(conn, "snapshots", "sha256", "body", "base_sha256", "size"):
             if hashlib.sha256(data).hexdigest() != digest or len(data) != size:
                 found.append(f"snapshot {digest[:12]} does not match its hash")
-        for version_id, text, codec, digest in conn.execute("SELECT id, text, codec, text_sha256 FROM versions"):
-            data = zlib.decompress(text) if codec == "zlib" else text
+        for version_id, data, digest in stored_bytes(conn, "versions", "id", "text", "base_version_id", "text_sha256"):
             if hashlib.sha256(data).hexdigest() != digest:
                 found.append(f"version {version_id} does not match its hash")
         found += [f"change {row[0]} points at a missing version" for row in conn.execute(

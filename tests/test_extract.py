@@ -112,3 +112,38 @@ def test_extraction_is_deterministic_and_its_output_is_normalized(paragraphs):
     text = text_of(page)
     assert text == text_of(page)
     assert normalize_text(text) == text
+
+
+_FRAGMENTS = st.recursive(
+    st.sampled_from(["Data", "kept", " ", "  30 days", "(EU)", ".", ",", "»", "\u00a0", "\u2003", "x\u200by", "\n",
+                     "<br>", "<!-- note -->", "<script>var a;</script>", "\x01", "<img alt=logo>"]),
+    lambda inner: st.builds(
+        lambda tag, parts: f"<{tag}>{''.join(parts)}</{tag}>",
+        st.sampled_from(["p", "div", "span", "b", "a", "li", "h2", "td", "th", "section", "em"]),
+        st.lists(inner, max_size=4),
+    ) | st.builds(
+        lambda rows: "<table>" + "".join(f"<tr>{''.join(f'<td>{c}</td>' for c in row)}</tr>" for row in rows)
+        + "</table>",
+        st.lists(st.lists(inner, max_size=3), max_size=3),
+    ),
+    max_leaves=25,
+)
+
+
+@given(st.lists(_FRAGMENTS, max_size=6))
+def test_lexbor_reads_the_lines_the_walk_reads(fragments):
+    from selectolax.lexbor import LexborHTMLParser
+
+    from watcher.extract import NEVER_CONTENT, _Lines, _marked_lines, _walk
+
+    page = "<body>" + "".join(fragments) + "</body>"
+    trees = []
+    for _ in range(2):
+        tree = LexborHTMLParser(page)
+        tree.strip_tags(NEVER_CONTENT, recursive=True)
+        trees.append(tree)
+    walked = _Lines()
+    _walk(trees[0].body, walked)
+    walked.newline()
+    marked = _marked_lines(trees[1].body)
+    assert marked is None if "\x01" in page else marked == walked.lines, page

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import httpx
 
-from .classify import Verdict, classify_response, is_consent_wall
+from .classify import Page, Verdict, classify_response, is_consent_wall
 from .config import Config, Record, Source
 from .diff import Comparison, changed_word_counts
 from .documents import Unreadable, read_document
@@ -34,6 +35,7 @@ from .evidence import (
 from .extract import EXTRACTOR_VERSION
 from .fetch import Fetcher, FetchResult, Validators
 from .passages import TextIndex
+from .readahead import Read, ReadAhead, finished, reading_of
 from .render import Renderer
 from .store import SourceState, Store, Version, parse_timestamp, sha256, timestamp, utc_now
 
@@ -151,15 +153,38 @@ async def check_async(
     status = "interrupted"
     try:
         groups = {group[0].id: group for group in group_by_request(config.sources[i] for i in ids)}
-        requests = [(group[0], run.validators(group)) for group in groups.values()]
-        async with Renderer(config.settings) as renderer, \
-                Fetcher(config.settings, transport=transport, renderer=renderer) as fetcher:
-            async for result in fetcher.fetch_all(requests):
+        states = store.source_states()
+        requests = [(group[0], run.validators(group, states)) for group in groups.values()]
+        stored = {source_id: state.last_snapshot_sha256 for source_id, state in states.items()}
+        # Fetched pages wait here to be recorded, one at a time, while the next ones are fetched and read ahead;
+        # the bound keeps what waits in memory to one page per request in flight.
+        waiting: asyncio.Queue[tuple[FetchResult, Future[Read] | None] | None] = asyncio.Queue(
+            config.settings.concurrency)
+
+        async def record_all() -> None:
+            while (item := await waiting.get()) is not None:
+                result, reading = item
                 for source in groups[result.source_id]:
-                    report = await _record_off_the_loop(run, source, result)
+                    report = await _record_off_the_loop(run, source, result, reading)
                     summary.sources.append(report)
                     if progress is not None:
                         progress(report)
+
+        async with Renderer(config.settings) as renderer, \
+                Fetcher(config.settings, transport=transport, renderer=renderer) as fetcher:
+            with ReadAhead(len(ids)) as read_ahead:
+                recorder = asyncio.ensure_future(record_all())
+                try:
+                    async for result in fetcher.fetch_all(requests):
+                        reading = read_ahead.submit(groups[result.source_id], result, stored)
+                        await _hand_over(waiting, (result, reading), recorder)
+                    await _hand_over(waiting, None, recorder)
+                    await recorder
+                finally:
+                    if not recorder.done():
+                        recorder.cancel()
+                    # A record being written finishes (or rolls back) before anything else touches the database.
+                    await asyncio.gather(recorder, return_exceptions=True)
         summary.flags_raised = sum(s.flags_raised for s in summary.sources) + run.raise_due_reviews()
         status = "finished"
     finally:
@@ -170,14 +195,24 @@ async def check_async(
     return summary
 
 
-async def _record_off_the_loop(run: _Run, source: Source, result: FetchResult) -> SourceReport:
+async def _hand_over(waiting: asyncio.Queue, item: object, recorder: asyncio.Future) -> None:
+    """Queue ``item`` for the recorder; if the recorder failed meanwhile, raise its error instead of waiting."""
+    putting = asyncio.ensure_future(waiting.put(item))
+    done, _ = await asyncio.wait({putting, recorder}, return_when=asyncio.FIRST_COMPLETED)
+    if putting not in done:
+        putting.cancel()
+        recorder.result()  # the recorder stopped: its error is the run's
+
+
+async def _record_off_the_loop(run: _Run, source: Source, result: FetchResult,
+                               reading: Future[Read] | None = None) -> SourceReport:
     """Record in a worker thread, so that parsing a huge page never stalls the fetches in flight.
 
     Records are still written one at a time, and a cancelled run waits for the
     write in progress to commit or roll back before anything else touches the
     database.
     """
-    writing = asyncio.ensure_future(asyncio.to_thread(run.record, source, result))
+    writing = asyncio.ensure_future(asyncio.to_thread(run.record, source, result, reading))
     try:
         return await asyncio.shield(writing)
     except asyncio.CancelledError:
@@ -202,9 +237,9 @@ class _Run:
         self.run_id = run_id
         self.clock = clock
 
-    def validators(self, sources: list[Source]) -> Validators:
+    def validators(self, sources: list[Source], known: Mapping[str, SourceState]) -> Validators:
         """Conditional-request headers, when every source sharing the URL holds the same stored body."""
-        states = [self.store.source_state(source.id) for source in sources]
+        states = [known.get(source.id, SourceState(source.id)) for source in sources]
         first = states[0]
         if first.last_snapshot_sha256 is None or any(
             s.last_snapshot_sha256 != first.last_snapshot_sha256 for s in states
@@ -212,13 +247,14 @@ class _Run:
             return Validators()  # without a stored body, a 304 would leave nothing to compare
         return Validators(first.etag, first.last_modified)
 
-    def record(self, source: Source, result: FetchResult) -> SourceReport:
+    def record(self, source: Source, result: FetchResult, reading: Future[Read] | None = None) -> SourceReport:
         now = self.clock()
+        read = finished(reading)  # waited for before the transaction: other writers need not wait for it
         with self.store.transaction():
             # Read inside the transaction: another process may have written this source a moment ago.
             state = self.store.source_state(source.id)
             latest = self.store.latest_version(source.id)
-            verdict = self._classify(state, latest, result)
+            verdict = self._classify(state, latest, result, read.page if read is not None else None)
             outcome, error = (verdict.outcome, verdict.reason) if verdict else (result.outcome, result.error)
             fetch_id = self.store.add_fetch(
                 {
@@ -247,20 +283,27 @@ class _Run:
                 self.store.update_fetch(fetch_id, snapshot_sha256=digest)
             if verdict is not None or not result.succeeded:
                 return self._failed(source, state, outcome, error, result.status, fetch_id, now)
-            return self._succeeded(source, state, result, fetch_id, now, latest)
+            return self._succeeded(source, state, result, fetch_id, now, latest, read)
 
-    def _classify(self, state: SourceState, latest: Version | None, result: FetchResult) -> Verdict | None:
+    def _classify(self, state: SourceState, latest: Version | None, result: FetchResult,
+                  page: Page | None) -> Verdict | None:
         """What the body is when it is not the page (a wall, a gate, a soft error), before any extraction."""
         if result.body is None or result.status is None:
             return None
-        stored = None
+        previous_body = None
         if result.outcome == "ok" and state.last_snapshot_sha256:
-            stored = self.store.snapshot(state.last_snapshot_sha256)
+            digest = state.last_snapshot_sha256
+
+            def previous_body() -> bytes | None:  # read only if the rules need it: a decompression saved
+                stored = self.store.snapshot(digest)
+                return stored[0] if stored else None
+
         return classify_response(
             result.status, result.headers, result.body,
-            previous_chars=len(latest.text) if latest is not None else None,
-            previous_body=stored[0] if stored else None,
+            previous_chars=latest.chars if latest is not None else None,
+            previous_body=previous_body,
             final_url=result.final_url,
+            page=page,
         )
 
     # ------------------------------------------------------------------ failures
@@ -293,7 +336,7 @@ class _Run:
     # ------------------------------------------------------------------ successes
 
     def _succeeded(self, source: Source, state: SourceState, result: FetchResult, fetch_id: int,
-                   now: datetime, latest: Version | None) -> SourceReport:
+                   now: datetime, latest: Version | None, read: Read | None) -> SourceReport:
         cites = self.config.cites_of(source.id)
         raised = 0
         updates: dict[str, object] = {
@@ -313,12 +356,10 @@ class _Run:
 
         if result.outcome == "not_modified":
             digest = state.last_snapshot_sha256
-            stored = self.store.snapshot(digest) if digest else None
-            body, content_type = stored if stored else (b"", None)
         else:
             assert result.body is not None
             body, content_type = result.body, result.headers.get("content-type")
-            digest = self.store.save_snapshot(body, content_type, now)
+            digest = self.store.save_snapshot(body, content_type, now, previous=state.last_snapshot_sha256)
             updates["etag"] = result.headers.get("etag")
             updates["last_modified"] = result.headers.get("last-modified")
         updates["last_snapshot_sha256"] = digest
@@ -331,14 +372,17 @@ class _Run:
             self.store.update_fetch(fetch_id, version_id=latest.id)
             return self._finish(source, updates, "unchanged", result, latest.seq, raised, state)
 
-        extraction = read_document(body, content_type, source, result.fetcher)
+        if result.outcome == "not_modified":  # the stored page, not yet read: its text must be derived again
+            stored = self.store.snapshot(digest) if digest else None
+            body, content_type = stored if stored else (b"", None)
+        extraction = reading_of(read, body, content_type, source, result.fetcher)
         if isinstance(extraction, Unreadable):
             # A body without watched text (an empty page, an application shell, a scanned PDF) is a failed
             # fetch, never "everything was deleted".
             self.store.update_fetch(fetch_id, outcome=extraction.outcome, error=extraction.error, recovered=0)
             return self._failed(source, state, extraction.outcome, extraction.error, result.status, fetch_id, now)
         consent_wall = bool(source.select) and is_consent_wall(
-            extraction.text, len(latest.text) if latest is not None else None)
+            extraction.text, latest.chars if latest is not None else None)
         if extraction.selector_missing or consent_wall:
             if not state.selector_missing_since:
                 raised += self._raise(
@@ -349,7 +393,8 @@ class _Run:
             updates["selector_missing_since"] = state.selector_missing_since or timestamp(now)
             return self._finish(source, updates, "selector_missing", result, None, raised, state)
 
-        if latest is not None and latest.text == extraction.text:
+        text_sha256 = sha256(extraction.text.encode("utf-8"))
+        if latest is not None and latest.text_sha256 == text_sha256:  # no need to read the stored text
             if latest.fetcher != result.fetcher:
                 # The same text by another fetcher (a source switched to or from the browser): a technical
                 # version that records the new fetcher and flags nothing.
@@ -360,8 +405,7 @@ class _Run:
 
         returns_to = None
         if latest is not None:
-            returns_to = self.store.recent_version_with_text(
-                source.id, sha256(extraction.text.encode("utf-8")), REVERT_WINDOW)
+            returns_to = self.store.recent_version_with_text(source.id, text_sha256, REVERT_WINDOW)
         version = self.store.add_version(source.id, extraction.text, digest, EXTRACTOR_VERSION, rules, "fetch", now,
                                          fetcher=result.fetcher)
         self.store.update_fetch(fetch_id, version_id=version.id)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from functools import cached_property
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from .extract import NEVER_CONTENT, decode_html, normalize_line
+from .extract import NEVER_CONTENT, ZERO_WIDTH, decode_html, normalize_line
 
 #: A page with fewer words than this can be a wall or an error page; a real page rarely is.
 SHORT_PAGE_WORDS = 250
@@ -41,7 +42,7 @@ CHALLENGE_MARKERS = (
 #: CAPTCHA widgets: on a contact form they are nothing, in place of the content they are a wall.
 CAPTCHA_WIDGETS = ("g-recaptcha", "h-captcha", "cf-turnstile", "frc-captcha", "captcha")
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u00a0": " "})
+_APOSTROPHES = (("\u2019", "'"), ("\u2018", "'"), ("\u00a0", " "))
 
 
 def _phrases(*patterns: str) -> re.Pattern[str]:
@@ -82,6 +83,8 @@ CONSENT_ACTIONS = _phrases(
     r"(?:cookies|preferences|settings|choices)", r"cookie (?:settings|preferences)",
 )
 LOGIN_PATH = re.compile(r"/(?:log-?in|sign-?in|signon|sso|auth(?:enticate|orize)?|session/new|oauth2?)(?:/|$|\?)", re.I)
+#: Control characters no text holds (tab, line feeds and the like excepted).
+_CONTROL_BYTES = bytes(b for b in range(32) if b < 9 or b > 13)
 _CLOSING_HTML = re.compile(rb"</html\s*>", re.IGNORECASE)
 _BINARY_MAGIC = (b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"\x00\x00\x01\x00",
                  b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ", b"\x7fELF")
@@ -97,16 +100,34 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Page:
-    """What the rules look at in an HTML page."""
+    """What the rules look at in an HTML page.
+
+    Most pages are long, and most rules look no further than a long page's
+    length: the lower-cased text and markup are made only when a rule reads them.
+    """
 
     title: str
     heading: str
-    text: str
+    body_text: str  # as the page has it
     has_password_field: bool
-    markup: str  # lower-cased HTML, for structural markers
+    html: str
 
-    @property
+    @cached_property
+    def text(self) -> str:
+        """The body's text, lower-cased, with plain apostrophes and single spaces."""
+        return _lower(self.body_text)
+
+    @cached_property
+    def markup(self) -> str:
+        """The lower-cased HTML, for structural markers."""
+        return self.html.lower()
+
+    @cached_property
     def words(self) -> int:
+        # Lower-casing keeps every word apart but drops zero-width characters: without them, the body's
+        # own words are the same count, and a long page need not be lower-cased to be counted.
+        if ZERO_WIDTH.search(self.body_text) is None:
+            return len(self.body_text.split())
         return len(self.text.split())
 
     @property
@@ -134,18 +155,15 @@ def read_page(html: str) -> Page:
     root = tree.body or tree.root
     # One C-level pass: block structure does not matter for these rules, and pages can be megabytes long.
     text = root.text(separator=" ") if root is not None else ""
-    return Page(
-        title=_lower(title),
-        heading=_lower(heading),
-        text=_lower(text),
-        has_password_field=password,
-        markup=html.lower(),
-    )
+    return Page(title=_lower(title), heading=_lower(heading), body_text=text, has_password_field=password, html=html)
 
 
 def _lower(text: str) -> str:
     """Lower case, typographic apostrophes made plain, whitespace collapsed to single spaces."""
-    return normalize_line(text.translate(_APOSTROPHES)).lower()
+    if not text.isascii():
+        for typographic, plain in _APOSTROPHES:  # str.replace runs in C; translate looks up every character
+            text = text.replace(typographic, plain)
+    return normalize_line(text).lower()
 
 
 # --------------------------------------------------------------------------
@@ -159,23 +177,31 @@ def looks_binary(body: bytes) -> bool:
         return True
     if b"\x00" in head:
         return True
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return bool(head) and controls / len(head) > 0.05
 
 
-def is_truncated(body: bytes, previous_body: bytes | None) -> bool:
+#: The source's last stored body, or a function that reads it (only when a rule needs it: reading costs a
+#: decompression, and most bodies end as they should).
+PreviousBody = bytes | Callable[[], bytes | None] | None
+
+
+def is_truncated(body: bytes, previous_body: PreviousBody) -> bool:
     """The document stops before its end although the same source used to send complete documents."""
-    return previous_body is not None and bool(_CLOSING_HTML.search(previous_body)) and not _CLOSING_HTML.search(body)
+    if previous_body is None or _CLOSING_HTML.search(body):
+        return False
+    previous = previous_body() if callable(previous_body) else previous_body
+    return previous is not None and bool(_CLOSING_HTML.search(previous))
 
 
 def is_challenge(page: Page, status: int, headers: Mapping[str, str]) -> str | None:
     """A bot wall: a challenge header or interstitial marker, or a short page that asks to prove humanity."""
     if headers.get("cf-mitigated", "").lower() == "challenge":
         return "the server answered with a challenge (cf-mitigated: challenge)"
-    marker = next((m for m in CHALLENGE_MARKERS if m in page.markup), None)
-    if marker and page.short:
-        return f"a challenge page (marker {marker!r})"
     if page.short:
+        marker = next((m for m in CHALLENGE_MARKERS if m in page.markup), None)
+        if marker:
+            return f"a challenge page (marker {marker!r})"
         title = CHALLENGE_TITLES.search(page.title)
         phrase = page.says(CHALLENGE_PHRASES, anywhere=True) or (title.group(0) if title else None)
         if phrase:
@@ -251,19 +277,28 @@ def _is_html(content_type: str | None, body: bytes) -> bool:
     return kind in ("", "text/html", "application/xhtml+xml", "text/plain", "application/octet-stream")
 
 
+def page_facts(body: bytes, content_type: str | None) -> Page | None:
+    """What the rules read in ``body``, or None when they would read nothing (not a web page)."""
+    if not body or not _is_html(content_type, body):
+        return None
+    return read_page(decode_html(body, content_type))
+
+
 def classify_response(
     status: int,
     headers: Mapping[str, str],
     body: bytes | None,
     *,
     previous_chars: int | None = None,
-    previous_body: bytes | None = None,
+    previous_body: PreviousBody = None,
     final_url: str | None = None,
+    page: Page | None = None,
 ) -> Verdict | None:
     """What a response is when it is not the page, or None when it is (or may be) the page.
 
     ``previous_chars`` is the length of the source's last text version and
-    ``previous_body`` its last stored body (both None on a first check).
+    ``previous_body`` its last stored body (both None on a first check);
+    ``page`` is :func:`page_facts` of the body when they were read already.
     Statuses other than 2xx keep their own outcome unless their body is a
     challenge (a 403 or 503 bot wall is ``blocked``, not ``denied``).
     """
@@ -275,7 +310,7 @@ def classify_response(
     success = 200 <= status < 300
     if looks_binary(body) and not re.search(r"charset\s*=\s*[\"']?utf-?(16|32)", content_type or "", re.I):
         return Verdict("binary", "binary data served as a web page") if success else None
-    page = read_page(decode_html(body, content_type))
+    page = page or read_page(decode_html(body, content_type))
     challenge = is_challenge(page, status, headers)
     if challenge:
         return Verdict("blocked", challenge)
@@ -283,7 +318,7 @@ def classify_response(
         return None
     if is_truncated(body, previous_body):
         return Verdict("truncated", "the document stops before its end (</html> missing)")
-    if is_consent_wall(page.text, previous_chars):
+    if page.short and is_consent_wall(page.text, previous_chars):  # a long page is never a consent wall
         return Verdict("blocked", "a cookie consent wall in place of the page")
     for outcome, reason in (
         ("not_found", is_soft_not_found(page, previous_chars)),

@@ -76,7 +76,10 @@ class _Context:
         return load_config(self.config_path)
 
     def store(self, create: bool = True) -> Store:
-        return Store.open(self.db_path, create=create)
+        opened = Store.open(self.db_path, create=create)
+        # Closed when the command ends: the last connection to close folds the write-ahead log into the file.
+        click.get_current_context().call_on_close(opened.close)
+        return opened
 
 
 pass_context = click.make_pass_decorator(_Context)

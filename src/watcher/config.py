@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from email.utils import parseaddr
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
@@ -166,18 +167,22 @@ class Config:
     offerings: dict[str, Offering] = field(hash=False)
     notify: Notify = field(default_factory=Notify)
 
-    @property
+    @cached_property
     def records(self) -> dict[str, Record]:
         return {r.id: r for o in self.offerings.values() for r in o.records}
 
+    @cached_property
+    def _cites_by_source(self) -> dict[str, list[tuple[Record, Cite]]]:
+        # Built once: a run asks for every source's cites, and a scan per source would be quadratic.
+        index: dict[str, list[tuple[Record, Cite]]] = {}
+        for record in self.records.values():
+            for cite in record.cites:
+                index.setdefault(cite.source, []).append((record, cite))
+        return index
+
     def cites_of(self, source_id: str) -> list[tuple[Record, Cite]]:
         """Every (record, cite) pair that relies on ``source_id``."""
-        return [
-            (record, cite)
-            for record in self.records.values()
-            for cite in record.cites
-            if cite.source == source_id
-        ]
+        return list(self._cites_by_source.get(source_id, ()))
 
 
 # --------------------------------------------------------------------------
@@ -249,10 +254,12 @@ class _Refused(yaml.MarkedYAMLError):
     into a billion nodes, or nesting so deep that it could only exhaust the parser."""
 
 
-class _Loader(yaml.SafeLoader):
+class _Guarded:
+    """Refuses aliases and deep nesting while the document is composed, whichever parser reads it."""
+
     _depth = 0
 
-    def compose_node(self, parent, index):  # type: ignore[override]
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
         event = self.peek_event()
         if self.check_event(yaml.AliasEvent):
             raise _Refused(None, None, "YAML aliases (*name) are not supported in sources.yaml", event.start_mark)
@@ -260,9 +267,39 @@ class _Loader(yaml.SafeLoader):
             raise _Refused(None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
         self._depth += 1
         try:
-            return super().compose_node(parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc]
         finally:
             self._depth -= 1
+
+
+class _Loader(_Guarded, yaml.SafeLoader):
+    """The pure-Python parser: the one whose error messages users see."""
+
+
+if yaml.__with_libyaml__:
+    from yaml.cyaml import CParser
+
+    class _FastLoader(_Guarded, yaml.composer.Composer, CParser, yaml.resolver.Resolver):  # type: ignore[misc]
+        """libyaml's parser under the same composer: a registry of thousands of sources loads in a blink."""
+
+        def __init__(self, stream: str):
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The YAML tree of ``text``: parsed by libyaml when the file is valid, else by PyYAML for its error.
+
+    libyaml accepts tabs where PyYAML refuses them (``key\t:``), so a file with a tab, or with a character
+    PyYAML's reader refuses, is left to PyYAML: both parsers then accept exactly the same files.
+    """
+    if yaml.__with_libyaml__ and "\t" not in text and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        try:
+            return yaml.compose(text, Loader=_FastLoader)
+        except yaml.YAMLError:
+            pass  # parsed again below, so that the message and its line are PyYAML's, as documented
+    return yaml.compose(text, Loader=_Loader)
 
 
 @dataclass
@@ -498,6 +535,7 @@ def _credentials(r: _Reader, node: yaml.Node, key: str) -> Credentials:
 def _sources(r: _Reader, node: yaml.Node, key: str) -> dict[str, Source]:
     sources: dict[str, Source] = {}
     lines: dict[str, int] = {}
+    same_request: dict[tuple[str, str, str | None], list[Source]] = {}  # sources fetched by one request
     for name, key_node, value_node in r.mapping(node, key):
         path = _join(key, name)
         r.identifier(key_node, path, name, "source")
@@ -522,15 +560,15 @@ def _sources(r: _Reader, node: yaml.Node, key: str) -> dict[str, Source]:
             raise r.fail(wait_node, _join(path, "wait_for"),
                          "needs `fetch: browser` (a plain HTTP fetch runs no scripts to wait for)")
         source = Source(id=name, **values)  # type: ignore[arg-type]
-        for other in sources.values():
-            if (other.url, other.fetch, other.wait_for) != (source.url, source.fetch, source.wait_for):
-                continue  # fetched separately
+        sharing = same_request.setdefault((source.url, source.fetch, source.wait_for), [])
+        for other in sharing:
             if (other.select, other.remove) == (source.select, source.remove):
                 raise r.fail(key_node, path, f"watches the same part of the same page as {key}.{other.id} "
                                              f"(line {lines[other.id]})")
             if other.fetch_options != source.fetch_options:
                 raise r.fail(key_node, path, f"shares its url with {key}.{other.id} (line {lines[other.id]}) but not "
                                              "its verify_tls, ignore_robots and credentials; one page is fetched once")
+        sharing.append(source)
         sources[name] = source
         lines[name] = key_node.start_mark.line + 1
     if not sources:
@@ -719,7 +757,7 @@ def parse_config(text: str, path: str = "sources.yaml") -> Config:
     """Validate the text of a sources.yaml file; raise ConfigError on the first problem."""
     reader = _Reader(path)
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -47,7 +47,8 @@ BLOCK_TAGS = frozenset(
 CELL_TAGS = frozenset({"td", "th"})
 CELL_SEPARATOR = " | "
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+#: Characters that take no room: dropped from texts (``normalize_line``).
+ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _NO_SPACE_BEFORE = set(".,;:!?)]}»%’”")
 _NO_SPACE_AFTER = set("([{«“‘/$€£")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -126,7 +127,10 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
 
 def normalize_line(text: str) -> str:
     """NFC, no zero-width characters, single spaces, no leading or trailing space."""
-    return " ".join(unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH).split())
+    if not text.isascii():  # ASCII is NFC and has no zero-width characters; most lines are ASCII
+        # A regular expression, not str.translate: translating a non-ASCII string looks up every character.
+        text = ZERO_WIDTH.sub("", unicodedata.normalize("NFC", text))
+    return " ".join(text.split())
 
 
 def normalize_text(text: str) -> str:
@@ -260,11 +264,107 @@ def _decompose_all(root: LexborNode, selectors: Iterable[str]) -> None:
 
 
 def lines_of(nodes: Iterable[LexborNode]) -> list[str]:
-    out = _Lines()
+    """The text lines of ``nodes``, one block per line, table cells joined by `` | ``.
+
+    The nodes are consumed: marker text is inserted into them (see :func:`_marked_lines`).
+    """
+    lines: list[str] = []
     for node in nodes:
-        _walk(node, out)
-        out.newline()
-    return out.lines
+        marked = _marked_lines(node)
+        if marked is None:
+            out = _Lines()
+            _walk(node, out)
+            out.newline()
+            marked = out.lines
+        lines.extend(marked)
+    return lines
+
+
+# --------------------------------------------------------------------------
+# The same lines, read by lexbor in one pass.
+#
+# Walking every node in Python is the costliest part of reading a page. The
+# walk's decisions depend on element boundaries only: a block starts or ends
+# a line (outside table cells), a top-level cell starts a cell, and any other
+# boundary between two pieces of text is a soft break (a space unless one
+# side already is one, or is punctuation that takes none). So marker text is
+# inserted around the blocks and before the cells, lexbor joins all the text
+# with a soft-break marker between text nodes (of which there is one exactly
+# where elements separate them, once comments are gone and neighbouring text
+# nodes are merged), and regular expressions resolve the markers.
+
+#: Control characters no page shows (one that holds them is read by the walk); Latin-1 ones, so that an
+#: English page's text stays one byte per character for the regular expressions.
+_NEWLINE_MARK, _CELL_MARK, _SOFT_MARK = "\x01", "\x02", "\x03"
+_MARKS = frozenset((_NEWLINE_MARK, _CELL_MARK, _SOFT_MARK))
+_BLOCK_SELECTOR = ", ".join(sorted(BLOCK_TAGS))
+_CELL_SELECTOR = ", ".join(sorted(CELL_TAGS))
+_NO_SPACE_AFTER_CLASS = "".join(re.escape(c) for c in sorted(_NO_SPACE_AFTER))
+_NO_SPACE_BEFORE_CLASS = "".join(re.escape(c) for c in sorted(_NO_SPACE_BEFORE))
+#: A soft break adds nothing after these (or a space), nor before those (or a space).
+_SILENT_AFTER = frozenset(_NO_SPACE_AFTER | {_NEWLINE_MARK, _CELL_MARK})
+_SILENT_BEFORE = frozenset(_NO_SPACE_BEFORE | {_NEWLINE_MARK, _CELL_MARK})
+_NOT_SPACE = re.compile(f"[^\\s{_CELL_MARK}]")
+
+
+def _marked_lines(root: LexborNode) -> list[str] | None:
+    """:func:`_walk`'s lines, read in one pass by lexbor; None when the page holds a marker character."""
+    if any(mark in (root.text(deep=True) or "") for mark in _MARKS):
+        return None
+    blocks, cells, comments = [], [], []
+    for node in root.traverse(include_text=True):  # one pass in C; a CSS query for 55 tags costs ten
+        tag = node.tag
+        if tag in BLOCK_TAGS:
+            blocks.append(node)
+        elif tag in CELL_TAGS:
+            cells.append(node)
+        elif tag == "-comment":
+            comments.append(node)
+    for comment in comments:
+        comment.decompose()  # a comment between two texts glues them, as if it were not there
+    root.merge_text_nodes()  # text nodes side by side (a script stood between them) are one text
+    if root.tag in CELL_TAGS:
+        return _joined_lines(root.text(deep=True, separator=_SOFT_MARK) or "")  # all of it is one cell's
+    in_cells = set()
+    for cell in cells:
+        in_cells.update(node.mem_id for node in cell.traverse() if node.mem_id != cell.mem_id)
+    root_id = root.mem_id
+    for block in blocks:
+        if block.mem_id not in in_cells and block.mem_id != root_id:
+            block.insert_before(_NEWLINE_MARK)
+            block.insert_after(_NEWLINE_MARK)
+    for cell in cells:
+        if cell.mem_id not in in_cells:
+            cell.insert_before(_CELL_MARK)
+    return _joined_lines(root.text(deep=True, separator=_SOFT_MARK) or "")
+
+
+def _joined_lines(text: str) -> list[str]:
+    """Lines from text with markers: soft breaks resolved as :class:`_Lines` does, then lines and cells."""
+    pieces = text.split(_SOFT_MARK)
+    joined = [pieces[0]]
+    last = pieces[0][-1:]
+    for piece in pieces[1:]:
+        if not piece:
+            continue  # soft breaks in a row are one; an empty text changes nothing
+        if last and not (last in _SILENT_AFTER or last.isspace() or piece[0] in _SILENT_BEFORE
+                         or piece[0].isspace()):
+            joined.append(" ")
+        joined.append(piece)
+        last = piece[-1]
+    text = "".join(joined)
+    lines = []
+    for chunk in text.split(_NEWLINE_MARK):
+        first_text = _NOT_SPACE.search(chunk)
+        if first_text is None:
+            continue
+        # A cell counts once the line holds text; the cells before that are only where the line starts.
+        start = first_text.start()
+        cells_of_line = (chunk[:start].replace(_CELL_MARK, "") + chunk[start:]).split(_CELL_MARK)
+        line = CELL_SEPARATOR.join(cell for cell in map(normalize_line, cells_of_line) if cell)
+        if line:
+            lines.append(line)
+    return lines
 
 
 def extract(

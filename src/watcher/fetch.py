@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     from .render import Renderer
 
 MAX_REDIRECTS = 10
+#: Idle connections kept for reuse beyond those in flight (every idle one is polled at each request).
+IDLE_CONNECTIONS = 16
 SUCCESS_OUTCOMES = frozenset({"ok", "not_modified"})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -220,8 +223,11 @@ class Fetcher:
     def _client(self, verify_tls: bool) -> httpx.AsyncClient:
         """One client per TLS mode: verification is a property of the connection pool."""
         if verify_tls not in self._clients:
-            limits = httpx.Limits(max_connections=self.settings.concurrency,
-                                  max_keepalive_connections=self.settings.concurrency)
+            # The semaphores bound the requests in flight; the pool keeps connections for reuse (a new one costs
+            # more than its request). httpcore closes idle connections once the pool holds more than the keep-alive
+            # limit, busy ones included, so the limit leaves room for the busy ones and some idle ones per host.
+            limits = httpx.Limits(max_connections=None,
+                                  max_keepalive_connections=self.settings.concurrency + IDLE_CONNECTIONS)
             self._clients[verify_tls] = httpx.AsyncClient(
                 transport=self._transport,
                 verify=verify_tls,
@@ -271,26 +277,30 @@ class Fetcher:
         At most ``concurrency`` results are alive at once, fetching or waiting
         for the consumer: a fetch starts only when an earlier result has been
         consumed, so bodies that arrive faster than they are recorded never
-        pile up in memory.
+        pile up in memory. Fetches start in the order of ``sources``, and a
+        result is let go once consumed (a run of thousands of pages holds a
+        few of them, never all).
         """
-        alive = asyncio.Semaphore(self.settings.concurrency)
+        waiting = iter(sources)
+        running: set[asyncio.Task[FetchResult]] = set()
 
-        async def fetch_one(source: Source, validators: Validators) -> FetchResult:
-            await alive.acquire()
-            return await self.fetch(source, validators)
+        def start_next() -> None:
+            for source, validators in itertools.islice(waiting, 1):
+                running.add(asyncio.ensure_future(self.fetch(source, validators)))
 
-        tasks = [asyncio.ensure_future(fetch_one(source, validators)) for source, validators in sources]
+        for _ in range(self.settings.concurrency):
+            start_next()
         try:
-            for next_done in asyncio.as_completed(tasks):
-                result = await next_done
-                try:
-                    yield result
-                finally:
-                    alive.release()
+            while running:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    running.discard(task)
+                    yield task.result()
+                    start_next()
         finally:
-            for task in tasks:
+            for task in running:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _with_retries(self, try_once: Callable[[], Awaitable[_Attempt]]) -> tuple[_Attempt, int]:
         attempt_number = 0
@@ -401,7 +411,11 @@ class Fetcher:
             outcome = classify_status(response.status_code)
             if outcome != "ok":
                 body = None
-                if response.status_code not in REDIRECT_STATUSES and outcome != "not_modified":
+                if outcome == "not_modified":
+                    # A 304 has no body; reading its end is what lets the connection serve the next request.
+                    with contextlib.suppress(httpx.HTTPError):
+                        await response.aread()
+                elif response.status_code not in REDIRECT_STATUSES:
                     # The status says what happened; the page is only a hint (a challenge wall?).
                     with contextlib.suppress(_Failure, httpx.HTTPError):
                         body = await self._read_body(response, ERROR_BODY_BYTES, cut_at_cap=True)

@@ -30,15 +30,15 @@ _CANDIDATES = 5
 _COMMON_WORD_OCCURRENCES = 64
 _PUNCTUATION_MARGIN = 8
 
-_FOLD = str.maketrans(
-    {
-        **dict.fromkeys("‘’‚‛′‵ʼ`´", "'"),
-        **dict.fromkeys("“”„‟″‶«»", '"'),
-        **dict.fromkeys("‐‑‒–—―−⁃﹘﹣－", "-"),
-        # Everything str.split() treats as a space, so texts and quotes fold alike.
-        **dict.fromkeys((chr(c) for c in range(0x3001) if chr(c).isspace()), " "),
-    }
-)
+_FOLDS = {
+    **dict.fromkeys("‘’‚‛′‵ʼ`´", "'"),
+    **dict.fromkeys("“”„‟″‶«»", '"'),
+    **dict.fromkeys("‐‑‒–—―−⁃﹘﹣－", "-"),
+    # Everything str.split() treats as a space, so texts and quotes fold alike.
+    **dict.fromkeys((chr(c) for c in range(0x3001) if chr(c).isspace() and c != 0x20), " "),
+}
+_FOLD = str.maketrans(_FOLDS)
+_FOLD_PATTERN = re.compile("[" + "".join(map(re.escape, _FOLDS)) + "]")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -47,7 +47,11 @@ def fold(text: str) -> str:
     lowered = text.lower()
     if len(lowered) != len(text):
         lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-    return lowered.translate(_FOLD)
+    if lowered.isascii():
+        return lowered.translate(_FOLD)  # the ASCII fast path of str.translate
+    # str.translate looks up every character of a non-ASCII string; a regular expression visits only those
+    # that fold, after line breaks (by far the commonest) are replaced in C.
+    return _FOLD_PATTERN.sub(lambda found: _FOLDS[found.group()], lowered.replace("\n", " "))
 
 
 def fold_quote(quote: str) -> str:
@@ -180,11 +184,15 @@ class TextIndex:
         starts = {start, self._word_before(start), max(window_start, start - unmatched_head)}
         ends = {end, self._word_after(end), min(window_end, end + unmatched_tail)}
         best = None
+        scored: dict[tuple[int, int], Match] = {}  # most options snap to the same span: score each span once
         for option_start in starts:
             for option_end in ends:
                 if option_start >= option_end:
                     continue
-                match = self._score(needle, *self._snap(needle, option_start, option_end))
+                span = self._snap(needle, option_start, option_end)
+                if span in scored:
+                    continue  # the same match again: it cannot beat itself
+                match = scored[span] = self._score(needle, *span)
                 if best is None or match.similarity > best.similarity:
                     best = match
         return best

@@ -18,10 +18,6 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Iterable, Iterator
 
-from pdfminer.high_level import extract_pages
-from pdfminer.layout import LAParams, LTFigure, LTTextBox
-from pdfminer.pdfdocument import PDFPasswordIncorrect
-
 from .extract import normalize_line
 
 PDF_MAGIC = b"%PDF-"
@@ -55,6 +51,11 @@ def is_pdf(body: bytes, content_type: str | None) -> bool:
 
 def pdf_text(body: bytes) -> PdfText:
     """The PDF's text, one paragraph per line, pages in order; raises UnreadablePdf."""
+    # Imported here: pdfminer takes a twentieth of a second to import, and most runs read no PDF.
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LAParams
+    from pdfminer.pdfdocument import PDFPasswordIncorrect
+
     lines: list[str] = []
     pages = 0
     try:
@@ -72,6 +73,8 @@ def pdf_text(body: bytes) -> PdfText:
 
 def _paragraphs(container: Iterable) -> Iterator[str]:
     """Paragraphs of a page or figure, in pdfminer's reading order."""
+    from pdfminer.layout import LTFigure, LTTextBox
+
     for element in container:
         if isinstance(element, LTTextBox):
             yield from _split_box(element)

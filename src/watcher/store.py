@@ -29,16 +29,17 @@ import json
 import os
 import sqlite3
 import uuid
-import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from . import codec
 from .config import Config, Offering
 from .errors import StoreError
 from .evidence import REASONS, FlagEvent
@@ -62,18 +63,6 @@ def parse_timestamp(text: str) -> datetime:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def compress(data: bytes) -> bytes:
-    return zlib.compress(data, 9)
-
-
-def decompress(blob: bytes, codec: str) -> bytes:
-    if codec == "zlib":
-        return zlib.decompress(blob)
-    if codec == "identity":
-        return blob
-    raise StoreError(f"unknown compression {codec!r}; this database was written by a newer watcher")
 
 
 @migrations()
@@ -391,6 +380,16 @@ def m005_fetch_safety_and_reverts(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m006_delta_storage(db: sqlite_utils.Database) -> None:
+    """Snapshots and texts stored as zstd deltas against an earlier one of their source (their key)."""
+    for statement in (
+        "ALTER TABLE snapshots ADD COLUMN base_sha256 TEXT REFERENCES snapshots(sha256)",
+        "ALTER TABLE versions ADD COLUMN base_version_id INTEGER REFERENCES versions(id)",
+    ):
+        db.execute(statement)
+
+
 def script_statements(script: str) -> Iterator[str]:
     """The statements of an SQL script, triggers whole (``sqlite3.complete_statement`` knows their END)."""
     pending = ""
@@ -440,13 +439,37 @@ class Version:
     id: int
     source_id: str
     seq: int
-    text: str
     text_sha256: str
+    chars: int
     snapshot_sha256: str | None
     extractor_version: int
     rules: str
     created_at: str
     fetcher: str
+    read_text: Callable[[], str] = field(repr=False, compare=False)
+
+    @cached_property
+    def text(self) -> str:
+        """Read and decompressed on first use: most checks decide by the hash and the length alone."""
+        return self.read_text()
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A table of compressed blobs, each whole or a delta against a key row of the same table."""
+
+    name: str
+    id: str
+    blob: str
+    base: str
+
+    def select(self, where: str) -> str:
+        return (f"SELECT {self.id} AS id, {self.blob} AS blob, codec, {self.base} AS base FROM {self.name} "
+                + where.format(id=self.id))
+
+
+_SNAPSHOTS = _Stored("snapshots", "sha256", "body", "base_sha256")
+_VERSIONS = _Stored("versions", "id", "text", "base_version_id")
 
 
 class Store:
@@ -467,6 +490,11 @@ class Store:
         try:
             conn = sqlite3.connect(name, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")
+            # In WAL mode NORMAL never corrupts the database: a commit is appended to the log, and the log is
+            # synced before every checkpoint. A power cut (not a crash of watcher: the kernel keeps what was
+            # written) may lose the last commits, which the next check simply makes again; FULL would sync the
+            # log on every commit, one disk flush per source.
+            conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
             db = sqlite_utils.Database(conn)
             store = cls(db, name)
@@ -647,21 +675,47 @@ class Store:
 
     # ------------------------------------------------------------------ snapshots and versions
 
-    def save_snapshot(self, body: bytes, content_type: str | None, now: datetime) -> str:
+    def save_snapshot(self, body: bytes, content_type: str | None, now: datetime,
+                      previous: str | None = None) -> str:
+        """Store ``body`` once by its hash; ``previous``, the source's last snapshot, is its delta's key."""
         digest = sha256(body)
-        stored = compress(body)
-        self.db.execute(
-            """INSERT INTO snapshots (sha256, body, codec, size, stored_size, content_type, first_seen_at)
-               VALUES (?, ?, 'zlib', ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING""",
-            [digest, stored, len(body), len(stored), content_type, timestamp(now)],
-        )
+        if self.row("SELECT 1 FROM snapshots WHERE sha256 = ?", [digest]) is None:
+            stored, name, key = self._encode(_SNAPSHOTS, body, previous)
+            self.db.execute(
+                """INSERT INTO snapshots (sha256, body, codec, size, stored_size, content_type, first_seen_at,
+                                          base_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [digest, stored, name, len(body), len(stored), content_type, timestamp(now), key],
+            )
         return digest
 
     def snapshot(self, digest: str) -> tuple[bytes, str | None] | None:
-        row = self.row("SELECT body, codec, content_type FROM snapshots WHERE sha256 = ?", [digest])
+        row = self.row("SELECT body, codec, base_sha256, content_type FROM snapshots WHERE sha256 = ?", [digest])
         if row is None:
             return None
-        return decompress(row["body"], row["codec"]), row["content_type"]
+        return self._decode(_SNAPSHOTS, row["body"], row["codec"], row["base_sha256"]), row["content_type"]
+
+    def _encode(self, table: _Stored, data: bytes, previous: Any) -> tuple[bytes, str, Any]:
+        """``data`` compressed as a delta against the key of ``previous`` when that pays, else whole."""
+        key = None
+        if previous is not None:
+            key = self.row(table.select("WHERE {id} = ?"), [previous])
+            if key is not None and key["base"] is not None:
+                key = self.row(table.select("WHERE {id} = ?"), [key["base"]])
+        if key is not None:
+            delta, name = codec.compress(data, codec.decompress(key["blob"], key["codec"]))
+            if codec.worth_a_delta(len(delta), len(key["blob"])):
+                return delta, name, key["id"]
+        stored, name = codec.compress(data)
+        return stored, name, None
+
+    def _decode(self, table: _Stored, blob: bytes, name: str, base: Any) -> bytes:
+        key = None
+        if codec.is_delta(name):
+            row = self.row(table.select("WHERE {id} = ?"), [base])
+            if row is None:
+                raise StoreError(f"{self.path}: the key of a stored delta is missing from {table.name}")
+            key = codec.decompress(row["blob"], row["codec"])
+        return codec.decompress(blob, name, key)
 
     def add_version(
         self,
@@ -675,14 +729,15 @@ class Store:
         fetcher: str = "http",
     ) -> Version:
         encoded = text.encode("utf-8")
-        seq_row = self.row("SELECT coalesce(max(seq), 0) + 1 AS seq FROM versions WHERE source_id = ?", [source_id])
-        seq = seq_row["seq"] if seq_row else 1
+        previous = self.row("SELECT id, seq FROM versions WHERE source_id = ? ORDER BY seq DESC LIMIT 1", [source_id])
+        stored, name, key = self._encode(_VERSIONS, encoded, previous["id"] if previous else None)
         values = {
             "source_id": source_id,
-            "seq": seq,
+            "seq": previous["seq"] + 1 if previous else 1,
             "text_sha256": sha256(encoded),
-            "text": compress(encoded),
-            "codec": "zlib",
+            "text": stored,
+            "codec": name,
+            "base_version_id": key,
             "chars": len(text),
             "snapshot_sha256": snapshot_sha256,
             "extractor_version": extractor_version,
@@ -692,16 +747,16 @@ class Store:
             "fetcher": fetcher,
         }
         version_id = self._insert("versions", values)
-        return Version(version_id, source_id, seq, text, values["text_sha256"], snapshot_sha256,
-                       extractor_version, rules, values["created_at"], fetcher)
+        return Version(version_id, source_id, values["seq"], values["text_sha256"], len(text), snapshot_sha256,
+                       extractor_version, rules, values["created_at"], fetcher, lambda: text)
 
     def _version(self, row: dict | None) -> Version | None:
         if row is None:
             return None
-        text = decompress(row["text"], row["codec"]).decode("utf-8")
-        return Version(row["id"], row["source_id"], row["seq"], text, row["text_sha256"],
+        blob, name, base = row["text"], row["codec"], row["base_version_id"]
+        return Version(row["id"], row["source_id"], row["seq"], row["text_sha256"], row["chars"],
                        row["snapshot_sha256"], row["extractor_version"], row["rules"], row["created_at"],
-                       row["fetcher"])
+                       row["fetcher"], lambda: self._decode(_VERSIONS, blob, name, base).decode("utf-8"))
 
     def latest_version(self, source_id: str) -> Version | None:
         return self._version(
