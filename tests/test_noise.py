@@ -207,6 +207,19 @@ def test_copyright_years_go_without_a_selector_and_stay_with_one():
     assert "Copyright law of 2019" in text(long_sentence)
 
 
+@pytest.mark.parametrize("line, dropped", [
+    ("© 2026 Example, Inc. All rights reserved.", True),
+    ("(C) 2024 Example Ltd", True),
+    ("COPYRIGHT 2025 EXAMPLE GMBH", True),
+    ("Copyright © 1999-2026 Example", True),
+    ("Copyrighted material, 2026", False),  # a word that only starts like the notice
+    ("(c) Example, all rights reserved", False),  # no year to move
+    ("Updated 2026: we keep prompts for 30 days", False),
+])
+def test_copyright_notice_is_told_by_its_sign_or_word_and_a_year(line, dropped):
+    assert (noise.drop_copyright_notice(line) is None) is dropped
+
+
 def test_tracking_parameters_are_stripped_from_addresses_in_the_text():
     html = page("<p>Read https://example.org/terms?utm_source=mail&amp;utm_medium=x&amp;lang=en#s2 first.</p>")
     assert text(html) == "Read https://example.org/terms?lang=en#s2 first."

@@ -103,32 +103,23 @@ class Page:
     """What the rules look at in an HTML page.
 
     Most pages are long, and most rules look no further than a long page's
-    length: the lower-cased text and markup are made only when a rule reads them.
+    length: the lower-cased text is made only when a rule reads it, and the
+    markup is kept for short pages only (the structural markers of a
+    challenge are looked for in short pages alone). A page read ahead in
+    another process travels back without a long page's HTML.
     """
 
     title: str
     heading: str
     body_text: str  # as the page has it
     has_password_field: bool
-    html: str
+    words: int
+    markup: str  # the lower-cased HTML of a short page, empty for a long one
 
     @cached_property
     def text(self) -> str:
         """The body's text, lower-cased, with plain apostrophes and single spaces."""
         return _lower(self.body_text)
-
-    @cached_property
-    def markup(self) -> str:
-        """The lower-cased HTML, for structural markers."""
-        return self.html.lower()
-
-    @cached_property
-    def words(self) -> int:
-        # Lower-casing keeps every word apart but drops zero-width characters: without them, the body's
-        # own words are the same count, and a long page need not be lower-cased to be counted.
-        if ZERO_WIDTH.search(self.body_text) is None:
-            return len(self.body_text.split())
-        return len(self.text.split())
 
     @property
     def short(self) -> bool:
@@ -155,7 +146,17 @@ def read_page(html: str) -> Page:
     root = tree.body or tree.root
     # One C-level pass: block structure does not matter for these rules, and pages can be megabytes long.
     text = root.text(separator=" ") if root is not None else ""
-    return Page(title=_lower(title), heading=_lower(heading), body_text=text, has_password_field=password, html=html)
+    words = _count_words(text)
+    return Page(title=_lower(title), heading=_lower(heading), body_text=text, has_password_field=password,
+                words=words, markup=html.lower() if words < SHORT_PAGE_WORDS else "")
+
+
+def _count_words(text: str) -> int:
+    # Lower-casing keeps every word apart but drops zero-width characters: without them, the text's own
+    # words are the same count, and a long page need not be lower-cased to be counted.
+    if ZERO_WIDTH.search(text) is None:
+        return len(text.split())
+    return len(_lower(text).split())
 
 
 def _lower(text: str) -> str:

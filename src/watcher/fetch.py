@@ -58,8 +58,8 @@ if TYPE_CHECKING:
     from .render import Renderer
 
 MAX_REDIRECTS = 10
-#: Idle connections kept for reuse beyond those in flight (every idle one is polled at each request).
-IDLE_CONNECTIONS = 16
+#: Idle connections an origin keeps beyond its requests in flight (every idle one is polled at each request).
+IDLE_CONNECTIONS = 2
 SUCCESS_OUTCOMES = frozenset({"ok", "not_modified"})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -204,13 +204,13 @@ class Fetcher:
         self._transport = transport
         self._resolve = resolver
         self._renderer = renderer
-        self._clients: dict[bool, httpx.AsyncClient] = {}
+        self._clients: dict[tuple[bool, str], httpx.AsyncClient] = {}
+        self._tls: dict[bool, ssl.SSLContext] = {}
         self._slots = HostSlots(settings.per_host, settings.host_delay)
         self._in_flight = asyncio.Semaphore(settings.concurrency)
         self._robots: dict[tuple[str, bool], asyncio.Task[RobotsRules | _Attempt]] = {}
 
     async def __aenter__(self) -> Fetcher:
-        self._client(verify_tls=True)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -220,17 +220,28 @@ class Fetcher:
         for client in self._clients.values():
             await client.aclose()
 
-    def _client(self, verify_tls: bool) -> httpx.AsyncClient:
-        """One client per TLS mode: verification is a property of the connection pool."""
-        if verify_tls not in self._clients:
+    def _client(self, url: str, verify_tls: bool) -> httpx.AsyncClient:
+        """The client of ``url``'s origin: one connection pool per origin and TLS mode.
+
+        httpcore looks at every connection of a pool each time a request
+        starts or ends (a system call per idle connection, to see whether the
+        server closed it); a pool per origin holds only that origin's few
+        connections, where one shared pool made each request pay for every
+        host's. TLS settings are built once per mode and shared.
+        """
+        key = (verify_tls, origin_of(url))
+        client = self._clients.get(key)
+        if client is None:
+            if verify_tls not in self._tls:
+                self._tls[verify_tls] = httpx.create_ssl_context(verify=verify_tls)
             # The semaphores bound the requests in flight; the pool keeps connections for reuse (a new one costs
             # more than its request). httpcore closes idle connections once the pool holds more than the keep-alive
-            # limit, busy ones included, so the limit leaves room for the busy ones and some idle ones per host.
+            # limit, busy ones included, so the limit leaves room for the busy ones and some idle ones.
             limits = httpx.Limits(max_connections=None,
-                                  max_keepalive_connections=self.settings.concurrency + IDLE_CONNECTIONS)
-            self._clients[verify_tls] = httpx.AsyncClient(
+                                  max_keepalive_connections=self.settings.per_host + IDLE_CONNECTIONS)
+            client = self._clients[key] = httpx.AsyncClient(
                 transport=self._transport,
-                verify=verify_tls,
+                verify=self._tls[verify_tls],
                 timeout=httpx.Timeout(self.settings.timeout),
                 limits=limits,
                 follow_redirects=False,
@@ -238,7 +249,7 @@ class Fetcher:
                          "Accept-Encoding": ACCEPT_ENCODING},
                 trust_env=False,
             )
-        return self._clients[verify_tls]
+        return client
 
     async def fetch(self, source: Source, validators: Validators = Validators()) -> FetchResult:
         """Fetch one source, with retries; never raises (but can be cancelled)."""
@@ -400,7 +411,7 @@ class Fetcher:
             return await self._renderer.render(source.url, source.wait_for)
 
     async def _request(self, plan: _Plan, url: str, headers: dict[str, str], private_allowed: bool) -> _Attempt:
-        client = self._client(plan.verify_tls)
+        client = self._client(url, plan.verify_tls)
         async with client.stream("GET", url, headers=headers) as response:
             stream = response.extensions.get("network_stream")
             peer = stream.get_extra_info("server_addr") if stream is not None else None
