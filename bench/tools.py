@@ -9,6 +9,7 @@ number of requests in flight, its state in a scratch folder.
 
 from __future__ import annotations
 
+import compileall
 import os
 import sqlite3
 import subprocess
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+import watcher
 
 from .pages import quote
 
@@ -98,6 +101,10 @@ class Watcher(_Tool):
         self.log = folder / "watcher.log"
         self.env = _clean_environment(folder)
         self.write_config(urls, politeness)
+        # As installed: pip compiles a package's modules when it installs them (urlwatch's were), while an
+        # editable install leaves that to imports, which this environment (PYTHONDONTWRITEBYTECODE) would
+        # repeat at every run.
+        compileall.compile_dir(Path(watcher.__file__).parent, quiet=1)
 
     def write_config(self, urls: list[str], politeness: Politeness) -> None:
         sources = {f"p{n}": {"url": url} for n, url in enumerate(urls)}

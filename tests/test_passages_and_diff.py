@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from diff_match_patch import diff_match_patch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.diff import Comparison, count_words, render_markers, source_text, target_text, word_diff
 from watcher.extract import normalize_line, normalize_text
-from watcher.passages import TextIndex, fold, term_lines
+from watcher.passages import TextIndex, best_similarity_within, fold, term_lines
 
 TEXT = """Security at Acme
 Acme undergoes an annual SOC 2 Type II audit. Request access to see our report.
@@ -110,3 +111,16 @@ def test_a_quote_present_in_a_text_is_always_found_exactly(quote, before, after)
     text = normalize_text(f"{before}\n{quote}\n{after}")  # as every stored version is
     match = TextIndex(text).locate(quote)
     assert match is not None and match.exact
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="abcde ", min_size=1, max_size=40).map(lambda t: " ".join(t.split())).filter(bool),
+       st.text(alphabet="abcdef \n", max_size=120), st.data())
+def test_no_passage_is_closer_than_the_q_gram_bound_allows(needle, text, data):
+    """The bound that sets windows aside never sets aside a passage the alignment would have scored higher."""
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    passage = " ".join(text[start:end].split())
+    dmp = diff_match_patch()
+    scored = 1.0 - dmp.diff_levenshtein(dmp.diff_main(needle, passage, False)) / len(needle)
+    assert best_similarity_within(needle, text) >= scored

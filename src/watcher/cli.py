@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+# The daemon, the notifier, the HTML report and the trials are imported by their commands: a check started
+# by cron need not pay for their start-up.
 from . import __version__
 from .appshell import browser_suggestions
 from .browse import browse as serve_database
@@ -20,15 +22,10 @@ from .config import Config, load_config, parse_duration
 from .diff import word_diff
 from .errors import ConfigError, UsageError, WatcherError
 from .feed import DEFAULT_ENTRIES, build_feed
-from .health import build_status, render_status
 from .logs import LOG_FORMATS, configure_logging
-from .notify import send_test_digest
 from .report import REPORT_FORMATS, build_report, flag_views, render
-from .report_html import render_html_report
-from .schedule import serve
 from .store import Store, utc_now
 from .terminal import CheckProgress, Display, flags_table, render_word_diff
-from .trial import try_source, validate_sources
 from .verify import anchor_warnings, verify_records
 
 
@@ -254,6 +251,7 @@ def report(obj: _Context, since: str | None, fmt: str, output: str | None) -> No
     """
     config = obj.config()
     if fmt == "html":
+        from .report_html import render_html_report
         text = render_html_report(config, obj.store(), _parse_since(since), utc_now())
     else:
         text = render(build_report(config, obj.store(), _parse_since(since), utc_now()), fmt)
@@ -392,6 +390,7 @@ def try_command(obj: _Context, target: str, select: tuple[str, ...], remove: tup
         watcher try trust-center --pause 10s
     """
     config = obj.config() if Path(obj.config_path).exists() else None
+    from .trial import try_source
     trial = try_source(config, target, select, remove, _pause(pause))
     source = trial.source
     rules = "".join(f" --{name} {value!r}" for name, values in (("select", source.select), ("remove", source.remove))
@@ -441,6 +440,7 @@ def validate(obj: _Context, fetch_pages: bool, pause: str) -> None:
         for warning in anchor_warnings(config, store) + browser_suggestions(config, store.source_states()):
             click.echo(f"warning: {warning}")
     if fetch_pages:
+        from .trial import validate_sources
         findings = validate_sources(config, _pause(pause))
         for finding in findings:
             click.echo(f"{finding.source:<28} {finding.kind:<17} {finding.message}")
@@ -471,6 +471,7 @@ def schedule(obj: _Context, once: bool, jitter: str, log_format: str) -> None:
     except ValueError as exc:
         raise UsageError(f"--jitter: {exc}") from None
     configure_logging(log_format)
+    from .schedule import serve
     serve(obj.config_path, obj.db_path, once=once, max_jitter=max_jitter)
 
 
@@ -487,6 +488,7 @@ def notify(obj: _Context, test: bool) -> None:
     if not test:
         raise UsageError("watcher notify sends only a sample digest: use --test (runs of `watcher schedule` "
                          "send their digests themselves)")
+    from .notify import send_test_digest
     deliveries = send_test_digest(obj.config(), obj.store(), utc_now())
     for delivery in deliveries:
         result = "sent" if delivery.sent else f"FAILED after {delivery.attempts} attempt(s): {delivery.error}"
@@ -508,6 +510,7 @@ def status(obj: _Context, as_json: bool) -> None:
     Example:
         watcher status || alert-someone
     """
+    from .health import build_status, render_status
     health = build_status(obj.config(), obj.store(create=False), utc_now())
     if as_json:
         click.echo(json.dumps(health, indent=2, ensure_ascii=False))

@@ -8,7 +8,10 @@ wording can be returned.
 An approximate match is searched the way sequence aligners do: words of the
 quote vote for where it could start, and the best few candidate windows are
 aligned with diff-match-patch. The passage is found wherever it moved to, at a
-cost that does not depend on the length of the page.
+cost that does not depend on the length of the page. A window that cannot hold
+a close enough match is set aside before it is aligned, by the q-gram lemma
+(an edit changes at most q of a string's q-grams), so most of the character
+diffs, the costly part, are spent on windows that can hold the passage.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ APPROXIMATE_THRESHOLD = 0.8
 _CANDIDATES = 5
 _COMMON_WORD_OCCURRENCES = 64
 _PUNCTUATION_MARGIN = 8
+#: The q of the q-grams that set windows aside: triples of characters (pairs are too common to tell).
+_Q = 3
 
 _FOLDS = {
     **dict.fromkeys("‘’‚‛′‵ʼ`´", "'"),
@@ -104,7 +109,7 @@ class TextIndex:
         if exact is not None:
             return exact
         best: Match | None = None
-        for candidate in self._approximate_candidates(needle):
+        for candidate in self._approximate_candidates(needle, threshold):
             if best is None or _better(candidate, best, hint):
                 best = candidate
         if best is not None and best.similarity >= threshold:
@@ -125,7 +130,7 @@ class TextIndex:
         end = start + len(needle)
         return Match(start, end, self.text[start:end], 1.0)
 
-    def _approximate_candidates(self, needle: str) -> list[Match]:
+    def _approximate_candidates(self, needle: str, threshold: float) -> list[Match]:
         words = _WORD.findall(needle)
         spans = self._word_spans
         if not words or not spans:
@@ -157,6 +162,11 @@ class TextIndex:
             # Widen past the outer words: a quote may begin or end with punctuation.
             window_start = max(0, spans[low][0] - _PUNCTUATION_MARGIN)
             window_end = min(len(self.folded), spans[high - 1][1] + _PUNCTUATION_MARGIN)
+            # Every span the alignment can return lies within a word of the window.
+            reach = self.folded[max(0, spans[max(0, low - 1)][0] - _PUNCTUATION_MARGIN):
+                                spans[min(len(spans), high + 1) - 1][1] + _PUNCTUATION_MARGIN]
+            if best_similarity_within(needle, reach) < threshold:
+                continue
             match = self._align(needle, window_start, window_end)
             if match is not None:
                 matches.append(match)
@@ -235,6 +245,23 @@ class TextIndex:
         if similarity >= 1.0 and candidate != needle:
             similarity = 0.999
         return Match(start, end, self.text[start:end], similarity)
+
+
+def _qgrams(text: str) -> Counter[str]:
+    return Counter(text[i:i + _Q] for i in range(len(text) - _Q + 1))
+
+
+def best_similarity_within(needle: str, text: str) -> float:
+    """An upper bound of the similarity of ``needle`` to any passage of ``text``.
+
+    Each of the needle's q-grams missing from ``text`` must be undone by an
+    edit, and one edit undoes at most q of them; a passage of ``text`` holds
+    no q-gram that ``text`` lacks. So at least ``missing / q`` edits separate
+    the needle from every passage, and the similarity the alignment scores
+    (from an edit script, never shorter than the fewest edits) is no higher.
+    """
+    missing = sum((_qgrams(needle) - _qgrams(" ".join(text.split()))).values())
+    return 1.0 - -(-missing // _Q) / len(needle)
 
 
 def _better(candidate: Match, best: Match, hint: int | None) -> bool:

@@ -547,7 +547,15 @@ class Store:
             conn.execute("COMMIT")
 
     def rows(self, sql: str, params: Any = ()) -> list[dict]:
-        return list(self.db.query(sql, params))
+        """The rows of a read, as dictionaries.
+
+        Not ``Database.query``: it wraps every statement in a savepoint (in
+        case it writes), which tripled the statements of a check, and these
+        reads never write.
+        """
+        cursor = self.db.conn.execute(sql, params)
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor]
 
     def row(self, sql: str, params: Any = ()) -> dict | None:
         found = self.rows(sql, params)
