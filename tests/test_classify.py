@@ -30,6 +30,16 @@ def page(body: str, title: str = "Policy"):
     return read_page(html(body, title=title))
 
 
+def test_a_page_is_short_below_250_words_and_zero_width_characters_are_no_words():
+    def bare(text: str):
+        return read_page(f"<html><body><p>{text}</p></body></html>")
+
+    assert bare("word " * 249).short
+    assert not bare("word " * 250).short
+    assert bare("word " * 200 + "\u200b " * 100).short
+    assert not bare("wo\u200brd " * 250).short
+
+
 def test_binary_signatures_nul_bytes_and_control_characters_are_binary():
     assert looks_binary(b"\x89PNG\r\n\x1a\n....")
     assert looks_binary(b"\x1f\x8b\x08\x00compressed")

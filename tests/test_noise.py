@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from unittest import mock
 
@@ -269,3 +270,8 @@ def test_a_title_element_written_into_the_body_is_metadata_not_text():
     assert text(page("<title>Acme | Terms</title><main><p>We keep prompts for 30 days.</p></main>")) == (
         "We keep prompts for 30 days."
     )
+
+
+@given(st.text(alphabet=st.sampled_from("ab1 _-.,\n\t\u00e9\u00a0\u2019\u2014\u4e2d\u200b"), max_size=80))
+def test_words_are_counted_as_runs_of_letters_and_digits_whatever_the_text(text):
+    assert noise.word_count(text) == len(re.findall(r"\w+", text))

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from .extract import NEVER_CONTENT, ZERO_WIDTH, decode_html, normalize_line
+from .extract import NEVER_CONTENT, ZERO_WIDTH_CHARACTERS, decode_html, normalize_line
 
 #: A page with fewer words than this can be a wall or an error page; a real page rarely is.
 SHORT_PAGE_WORDS = 250
@@ -113,17 +113,13 @@ class Page:
     heading: str
     body_text: str  # as the page has it
     has_password_field: bool
-    words: int
+    short: bool  # fewer than SHORT_PAGE_WORDS words
     markup: str  # the lower-cased HTML of a short page, empty for a long one
 
     @cached_property
     def text(self) -> str:
         """The body's text, lower-cased, with plain apostrophes and single spaces."""
         return _lower(self.body_text)
-
-    @property
-    def short(self) -> bool:
-        return self.words < SHORT_PAGE_WORDS
 
     def says(self, phrases: re.Pattern[str], anywhere: bool) -> str | None:
         """The first phrase found in the title or top heading (or, with ``anywhere``, the text)."""
@@ -146,17 +142,19 @@ def read_page(html: str) -> Page:
     root = tree.body or tree.root
     # One C-level pass: block structure does not matter for these rules, and pages can be megabytes long.
     text = root.text(separator=" ") if root is not None else ""
-    words = _count_words(text)
+    short = _is_short(text)
     return Page(title=_lower(title), heading=_lower(heading), body_text=text, has_password_field=password,
-                words=words, markup=html.lower() if words < SHORT_PAGE_WORDS else "")
+                short=short, markup=html.lower() if short else "")
 
 
-def _count_words(text: str) -> int:
-    # Lower-casing keeps every word apart but drops zero-width characters: without them, the text's own
-    # words are the same count, and a long page need not be lower-cased to be counted.
-    if ZERO_WIDTH.search(text) is None:
-        return len(text.split())
-    return len(_lower(text).split())
+def _is_short(text: str) -> bool:
+    """Fewer than SHORT_PAGE_WORDS words, zero-width characters not counted; counting stops at the bound."""
+    if len(text.split(maxsplit=SHORT_PAGE_WORDS)) < SHORT_PAGE_WORDS:
+        return True  # dropping zero-width characters never adds a word
+    if not any(character in text for character in ZERO_WIDTH_CHARACTERS):
+        return False
+    # Lower-casing drops zero-width characters and keeps every word apart.
+    return len(_lower(text).split(maxsplit=SHORT_PAGE_WORDS)) < SHORT_PAGE_WORDS
 
 
 def _lower(text: str) -> str:

@@ -47,7 +47,7 @@ def read_document(body: bytes, content_type: str | None, source: Source, fetcher
     html = decode_html(body, content_type)
     extraction = extract(html, source.select, source.remove)
     # Only a plain fetch can get a shell; a rendered page that is still empty is simply empty.
-    if fetcher == "http" and (extraction.selector_missing or len(extraction.text.split()) <= SHELL_MAX_WORDS):
+    if fetcher == "http" and (extraction.selector_missing or len(extraction.text.split(maxsplit=SHELL_MAX_WORDS)) <= SHELL_MAX_WORDS):
         shell = detect_app_shell(html)
         if shell is not None:
             return Unreadable(NEEDS_BROWSER, f"{shell}; set `fetch: browser` for this source")

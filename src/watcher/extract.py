@@ -48,7 +48,8 @@ CELL_TAGS = frozenset({"td", "th"})
 CELL_SEPARATOR = " | "
 
 #: Characters that take no room: dropped from texts (``normalize_line``).
-ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+ZERO_WIDTH_CHARACTERS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+ZERO_WIDTH = re.compile(f"[{ZERO_WIDTH_CHARACTERS}]")
 _NO_SPACE_BEFORE = set(".,;:!?)]}»%’”")
 _NO_SPACE_AFTER = set("([{«“‘/$€£")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -297,10 +298,6 @@ def lines_of(nodes: Iterable[LexborNode]) -> list[str]:
 #: English page's text stays one byte per character for the regular expressions.
 _NEWLINE_MARK, _CELL_MARK, _SOFT_MARK = "\x01", "\x02", "\x03"
 _MARKS = frozenset((_NEWLINE_MARK, _CELL_MARK, _SOFT_MARK))
-_BLOCK_SELECTOR = ", ".join(sorted(BLOCK_TAGS))
-_CELL_SELECTOR = ", ".join(sorted(CELL_TAGS))
-_NO_SPACE_AFTER_CLASS = "".join(re.escape(c) for c in sorted(_NO_SPACE_AFTER))
-_NO_SPACE_BEFORE_CLASS = "".join(re.escape(c) for c in sorted(_NO_SPACE_BEFORE))
 #: A soft break adds nothing after these (or a space), nor before those (or a space).
 _SILENT_AFTER = frozenset(_NO_SPACE_AFTER | {_NEWLINE_MARK, _CELL_MARK})
 _SILENT_BEFORE = frozenset(_NO_SPACE_BEFORE | {_NEWLINE_MARK, _CELL_MARK})
@@ -355,13 +352,16 @@ def _joined_lines(text: str) -> list[str]:
     text = "".join(joined)
     lines = []
     for chunk in text.split(_NEWLINE_MARK):
-        first_text = _NOT_SPACE.search(chunk)
-        if first_text is None:
-            continue
-        # A cell counts once the line holds text; the cells before that are only where the line starts.
-        start = first_text.start()
-        cells_of_line = (chunk[:start].replace(_CELL_MARK, "") + chunk[start:]).split(_CELL_MARK)
-        line = CELL_SEPARATOR.join(cell for cell in map(normalize_line, cells_of_line) if cell)
+        if _CELL_MARK not in chunk:
+            line = normalize_line(chunk)
+        else:
+            first_text = _NOT_SPACE.search(chunk)
+            if first_text is None:
+                continue
+            # A cell counts once the line holds text; the cells before that are only where the line starts.
+            start = first_text.start()
+            cells_of_line = (chunk[:start].replace(_CELL_MARK, "") + chunk[start:]).split(_CELL_MARK)
+            line = CELL_SEPARATOR.join(cell for cell in map(normalize_line, cells_of_line) if cell)
         if line:
             lines.append(line)
     return lines

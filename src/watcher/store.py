@@ -555,7 +555,7 @@ class Store:
         """
         cursor = self.db.conn.execute(sql, params)
         columns = [column[0] for column in cursor.description]
-        return [dict(zip(columns, row)) for row in cursor]
+        return [dict(zip(columns, row, strict=True)) for row in cursor]
 
     def row(self, sql: str, params: Any = ()) -> dict | None:
         found = self.rows(sql, params)
