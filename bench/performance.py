@@ -1,6 +1,6 @@
 """The performance benchmark: watcher and urlwatch on the same page farm, in the same run.
 
-    .venv/bin/python -m bench.performance                    # the full table (about an hour on 2 cores)
+    .venv/bin/python -m bench.performance                    # the full table (about 35 minutes on 2 cores)
     .venv/bin/python -m bench.performance --sizes 200 --repeat 1 --passes 5   # a quick look
 
 Each tool runs as a child process, so its CPU time and peak memory are its
