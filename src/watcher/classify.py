@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from .extract import NEVER_CONTENT, ZERO_WIDTH_CHARACTERS, decode_html, normalize_line
+from .extract import NEVER_CONTENT, ZERO_WIDTH, ZERO_WIDTH_CHARACTERS, decode_html, has_more_words_than, normalize_line
 
 #: A page with fewer words than this can be a wall or an error page; a real page rarely is.
 SHORT_PAGE_WORDS = 250
@@ -148,13 +148,12 @@ def read_page(html: str) -> Page:
 
 
 def _is_short(text: str) -> bool:
-    """Fewer than SHORT_PAGE_WORDS words, zero-width characters not counted; counting stops at the bound."""
-    if len(text.split(maxsplit=SHORT_PAGE_WORDS)) < SHORT_PAGE_WORDS:
+    """Fewer than SHORT_PAGE_WORDS words, zero-width characters not counted."""
+    if not has_more_words_than(text, SHORT_PAGE_WORDS - 1):
         return True  # dropping zero-width characters never adds a word
     if not any(character in text for character in ZERO_WIDTH_CHARACTERS):
         return False
-    # Lower-casing drops zero-width characters and keeps every word apart.
-    return len(_lower(text).split(maxsplit=SHORT_PAGE_WORDS)) < SHORT_PAGE_WORDS
+    return not has_more_words_than(ZERO_WIDTH.sub("", text), SHORT_PAGE_WORDS - 1)
 
 
 def _lower(text: str) -> str:

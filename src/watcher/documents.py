@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .appshell import NEEDS_BROWSER, SHELL_MAX_WORDS, detect_app_shell
 from .config import Source
-from .extract import Extraction, decode_html, extract
+from .extract import Extraction, decode_html, extract, has_more_words_than
 from .pdf import UnreadablePdf, is_pdf, pdf_text
 
 
@@ -47,7 +47,7 @@ def read_document(body: bytes, content_type: str | None, source: Source, fetcher
     html = decode_html(body, content_type)
     extraction = extract(html, source.select, source.remove)
     # Only a plain fetch can get a shell; a rendered page that is still empty is simply empty.
-    if fetcher == "http" and (extraction.selector_missing or len(extraction.text.split(maxsplit=SHELL_MAX_WORDS)) <= SHELL_MAX_WORDS):
+    if fetcher == "http" and (extraction.selector_missing or not has_more_words_than(extraction.text, SHELL_MAX_WORDS)):
         shell = detect_app_shell(html)
         if shell is not None:
             return Unreadable(NEEDS_BROWSER, f"{shell}; set `fetch: browser` for this source")

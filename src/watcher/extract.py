@@ -134,6 +134,11 @@ def normalize_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def has_more_words_than(text: str, limit: int) -> bool:
+    """More than ``limit`` words (runs of non-space); counting stops there, however long the text."""
+    return len(text.split(maxsplit=limit)) > limit
+
+
 def normalize_text(text: str) -> str:
     """Normalize every line of an extracted text and drop empty lines."""
     lines = (normalize_line(line) for line in text.split("\n"))

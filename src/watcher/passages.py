@@ -17,6 +17,7 @@ diffs, the costly part, are spent on windows that can hold the passage.
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -261,7 +262,7 @@ def best_similarity_within(needle: str, text: str) -> float:
     (from an edit script, never shorter than the fewest edits) is no higher.
     """
     missing = sum((_qgrams(needle) - _qgrams(" ".join(text.split()))).values())
-    return 1.0 - -(-missing // _Q) / len(needle)
+    return 1.0 - math.ceil(missing / _Q) / len(needle)
 
 
 def _better(candidate: Match, best: Match, hint: int | None) -> bool:
